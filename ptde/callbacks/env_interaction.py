@@ -1,0 +1,165 @@
+"""Environment interaction for off-policy stage-1 training, as PyMARL's run loop does it.
+
+Before every training step: run B parallel episodes with the current policy (epsilon-greedy,
+linear anneal over env steps), push them into the replay buffer, and every `test_interval` env
+steps run greedy test episodes and log `test/win_rate` and `test/return`. The callback also owns
+the env-step budget, periodic checkpoints and the progress bar, all counted in env steps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from tqdm.auto import tqdm
+
+from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.envs.base import MultiAgentEnv
+from ptde.logging import RunLogger
+from ptde.rollout import ActFn, run_episodes
+
+
+def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int) -> float:
+    frac = min(env_steps / max(anneal_time, 1), 1.0)
+    return start + frac * (finish - start)
+
+
+def test_policy(env: MultiAgentEnv, act: ActFn, n_actions: int, episodes: int, prefix: str = "test") -> dict:
+    """Greedy episodes in batches of the env's B; returns mean success, return and length."""
+    won, ret, length = [], [], []
+    while sum(len(w) for w in won) < episodes:
+        batch = run_episodes(env, act, n_actions, epsilon=0.0)
+        won.append(batch.won.float())
+        ret.append(batch.episode_return)
+        length.append(batch.length.float())
+    won_t, ret_t, len_t = (torch.cat(x)[:episodes] for x in (won, ret, length))
+    metric = env.get_env_info().success_metric
+    return {
+        f"{prefix}/{metric}": won_t.mean().item(),
+        f"{prefix}/return": ret_t.mean().item(),
+        f"{prefix}/return_std": ret_t.std(unbiased=False).item(),
+        f"{prefix}/ep_length": len_t.mean().item(),
+    }
+
+
+def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:
+    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    trainer.save_checkpoint(str(tmp))
+    os.replace(tmp, path)
+
+
+class EnvInteractionCallback(L.Callback):
+    def __init__(
+        self,
+        train_env: MultiAgentEnv,
+        test_env: MultiAgentEnv,
+        buffer: EpisodeReplayBuffer,
+        algo_cfg: dict[str, Any],
+        trainer_cfg: dict[str, Any],
+        run_logger: RunLogger,
+        run_dir: Path,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.train_env = train_env
+        self.test_env = test_env
+        self.buffer = buffer
+        self.algo = algo_cfg
+        self.tcfg = trainer_cfg
+        self.run_logger = run_logger
+        self.run_dir = run_dir
+        self.n_actions = train_env.get_env_info().n_actions
+        self.generator = torch.Generator().manual_seed(seed)
+        self.progress: tqdm | None = None
+        self.last_test: dict[str, float] = {}
+        self._t0 = time.time()
+        self._steps_at_t0 = 0
+        self.collect_seconds = 0.0
+
+    # ------------------------------------------------------------------ helpers
+    def epsilon(self, env_steps: int) -> float:
+        a = self.algo
+        return linear_epsilon(env_steps, a["epsilon_start"], a["epsilon_finish"], a["epsilon_anneal_time"])
+
+    def collect(self, module: L.LightningModule) -> None:
+        c = module.counters
+        t = time.time()
+        batch = run_episodes(
+            self.train_env, module.act, self.n_actions, self.epsilon(c.env_steps), self.generator, module.device
+        )
+        self.collect_seconds += time.time() - t
+        self.buffer.insert(batch)
+        steps = int(batch.length.sum())
+        c.env_steps += steps
+        c.episodes += batch.batch_size
+        module.pending_metrics.setdefault("train/return", []).append(batch.episode_return.mean().item())
+        module.pending_metrics.setdefault("train/win_rate", []).append(batch.won.float().mean().item())
+        if self.progress is not None:
+            self.progress.update(steps)
+
+    def run_test(self, module: L.LightningModule) -> dict[str, float]:
+        return test_policy(self.test_env, module.act, self.n_actions, self.tcfg["test_episodes"])
+
+    def _log(self, module: L.LightningModule, metrics: dict[str, float]) -> None:
+        self.run_logger.log(metrics, module.counters.env_steps)
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        c = pl_module.counters
+        self._t0, self._steps_at_t0 = time.time(), c.env_steps
+        if self.tcfg["progress_bar"]:
+            self.progress = tqdm(
+                total=self.tcfg["max_env_steps"], initial=c.env_steps, unit="step", desc="env steps", dynamic_ncols=True
+            )
+        if c.env_steps == 0:
+            self.last_test = self.run_test(pl_module)
+            self._log(pl_module, self.last_test)
+        while not self.buffer.can_sample(self.algo["batch_size"]):
+            self.collect(pl_module)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.collect(pl_module)
+        c = pl_module.counters
+        tc = self.tcfg
+        if c.env_steps - c.last_test_step >= tc["test_interval"]:
+            c.last_test_step = c.env_steps
+            self.last_test = self.run_test(pl_module)
+            self._log(pl_module, self.last_test)
+        if c.env_steps - c.last_log_step >= tc["log_interval"]:
+            c.last_log_step = c.env_steps
+            elapsed = max(time.time() - self._t0, 1e-9)
+            metrics = pl_module.pop_metrics()
+            metrics["train/epsilon"] = self.epsilon(c.env_steps)
+            metrics["fps"] = (c.env_steps - self._steps_at_t0) / elapsed
+            metrics["train/updates"] = float(c.updates)
+            metrics["train/episodes"] = float(c.episodes)
+            self._log(pl_module, metrics)
+            if self.progress is not None:
+                self.progress.set_postfix(
+                    win=f"{self.last_test.get('test/win_rate', float('nan')):.2f}",
+                    loss=f"{metrics.get('train/td_loss', float('nan')):.3f}",
+                    eps=f"{metrics['train/epsilon']:.2f}",
+                    fps=f"{metrics['fps']:.0f}",
+                )
+        if c.env_steps - c.last_checkpoint_step >= tc["checkpoint_interval"]:
+            c.last_checkpoint_step = c.env_steps
+            ckpt_dir = self.run_dir / "checkpoints"
+            save_checkpoint_atomic(trainer, ckpt_dir / f"env_steps_{c.env_steps}.ckpt")
+            save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
+        if c.env_steps >= tc["max_env_steps"]:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the final training step has run: make last.ckpt hold the finished network
+        save_checkpoint_atomic(trainer, self.run_dir / "checkpoints" / "last.ckpt")
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None

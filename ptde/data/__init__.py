@@ -1,0 +1,1 @@
+"""Replay storage and the Lightning data plumbing around it."""

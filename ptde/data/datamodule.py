@@ -1,0 +1,40 @@
+"""Lightning's view of the replay buffer: an endless stream of sampled batches.
+
+RL has no epochs; the stream never ends and training stops on the env-step budget. The learner
+pulls from the iterator inside `training_step` (Lightning's `dataloader_iter` mode), so each
+sample is drawn after the env-interaction callback has pushed the newest episodes, in the order
+PyMARL's loop has: collect, insert, sample, train.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from ptde.data.buffer import EpisodeReplayBuffer
+
+
+class ReplaySampleStream(IterableDataset):
+    def __init__(self, buffer: EpisodeReplayBuffer, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.buffer = buffer
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            yield self.buffer.sample(self.batch_size, self.generator)
+
+
+class ReplayDataModule(L.LightningDataModule):
+    def __init__(self, buffer: EpisodeReplayBuffer, batch_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.buffer = buffer
+        self.stream = ReplaySampleStream(buffer, batch_size, seed)
+
+    def train_dataloader(self) -> DataLoader:
+        # batch_size=None: the stream already yields whole sampled batches
+        return DataLoader(self.stream, batch_size=None, num_workers=0)

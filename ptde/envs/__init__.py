@@ -1,0 +1,24 @@
+"""Environment adapters behind one batched protocol (`ptde.envs.base`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ptde.envs.base import EnvInfo, MultiAgentEnv, Step
+
+__all__ = ["EnvInfo", "MultiAgentEnv", "Step", "make_env"]
+
+
+def make_env(env_cfg: Any, batch_size: int, seed: int = 0) -> MultiAgentEnv:
+    """Build B parallel environments of the family the env config names."""
+    family = env_cfg.family
+    if family == "smac":
+        backend = getattr(env_cfg.backend, "value", env_cfg.backend)
+        if backend == "smax":
+            from ptde.envs.smax import SMAXEnv
+
+            return SMAXEnv(env_cfg, batch_size=batch_size, seed=seed)
+        from ptde.envs.sc2 import SC2Env  # noqa: F401  (real StarCraft II; optional)
+
+        return SC2Env(env_cfg, batch_size=batch_size, seed=seed)
+    raise ValueError(f"unknown env family {family!r}; valid families: smac")

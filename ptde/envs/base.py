@@ -1,0 +1,69 @@
+"""The batched multi-agent environment protocol every benchmark adapter implements.
+
+Learners, rollouts and evaluation only ever see this interface, so SMAX, real SMAC, GRF and
+learning-to-rank are interchangeable. Everything crosses the boundary as torch tensors with a
+leading batch dimension B (parallel environments), because the learner batches over B anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Static dimensions of an environment; everything a network needs to be built."""
+
+    n_agents: int
+    obs_dim: int
+    state_dim: int
+    n_actions: int
+    episode_limit: int
+    # The name of the scalar that decides success in reports ("win_rate", "score", "ndcg@10").
+    success_metric: str = "win_rate"
+
+
+@dataclass
+class Step:
+    """One batched transition's outputs (or the first observation after reset).
+
+    `terminated` is a *real* termination (the MDP ended; no bootstrap). `truncated` is the
+    episode limit (bootstrap from the final observation). `done = terminated | truncated`.
+    """
+
+    obs: torch.Tensor  # [B, n_agents, obs_dim] float32
+    state: torch.Tensor  # [B, state_dim] float32
+    avail_actions: torch.Tensor  # [B, n_agents, n_actions] bool
+    reward: torch.Tensor  # [B] float32
+    terminated: torch.Tensor  # [B] bool
+    truncated: torch.Tensor  # [B] bool
+    won: torch.Tensor  # [B] bool (success flag: battle won / goal scored / ...)
+    info: dict[str, torch.Tensor] = field(default_factory=dict)  # extra [B] tensors
+
+    @property
+    def done(self) -> torch.Tensor:  # [B] bool
+        return self.terminated | self.truncated
+
+
+@runtime_checkable
+class MultiAgentEnv(Protocol):
+    """B environments stepped in lock-step.
+
+    `reset` starts B new episodes. `step` advances all B; an environment whose episode is
+    already done keeps returning its final outputs (callers mask those steps out), so a batch of
+    episodes is collected like PyMARL's parallel runner: all B run until the last one ends.
+    """
+
+    batch_size: int
+
+    def get_env_info(self) -> EnvInfo: ...
+
+    def reset(self, seed: int | None = None) -> Step: ...
+
+    def step(self, actions: torch.Tensor) -> Step:  # actions [B, n_agents] int64
+        ...
+
+    def close(self) -> None: ...

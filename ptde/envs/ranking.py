@@ -1,0 +1,316 @@
+"""Learning to rank as a one-step cooperative game (PTDE Section 4.3).
+
+Each document of a query is an agent. Agent i observes [query features ⊕ its document's
+features]; the state is [query features ⊕ every document's features]. MSLR's 136 features are
+already query-document features, so the query features here are the mean of the slate's
+(normalised) document features. Every agent picks a score 0..n_scores-1 at once, the documents
+are sorted by score and the shared reward is NDCG@k of that ranking; the episode then terminates
+(one step, `episode_limit=1`).
+
+Conventions (chosen to equal LightGBM's `ndcg` metric, which the tests check):
+- gain 2^rel - 1, discount 1 / log2(rank + 1) with rank 1-based, IDCG from the true grades;
+- ties: a stable sort by score descending, i.e. tied documents keep their slate order (agent
+  index). Slates are shuffled when sampled, so this order carries no relevance information;
+- a query whose slate has no relevant document has NDCG 1 (LightGBM's convention; sklearn's
+  `ndcg_score` gives 0 and also averages over tied orderings, so it differs on those cases);
+- `won` is a perfect ranking (NDCG@k = 1), so an all-irrelevant slate is always won.
+
+Test split: `reset()` walks through all test queries in order, `batch_size` at a time; a sweep
+takes `sweep_batches` resets, and the last batch is padded with queries from the start of the
+split that `info["valid"]` marks False (average metrics over valid entries only). `reset(seed=...)`
+restarts the sweep at query 0. Training split: queries are drawn in a fresh random order per
+epoch from a generator seeded with `seed`. The data and the train/test split depend only on the
+config (`cfg.seed`), never on the run seed, so every run of a sweep sees the same test set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+
+from ptde.envs.base import EnvInfo, Step
+from ptde.envs.letor import (
+    FeatureNormalizer,
+    QuerySet,
+    load_letor,
+    split_queries,
+    subsample_queries,
+    write_synthetic_letor,
+)
+
+DATASETS = ("mslr", "synthetic")
+MSLR_URL = "https://www.microsoft.com/en-us/research/project/mslr/"
+
+
+class FeatureNorm(str, Enum):
+    log1p_zscore = "log1p_zscore"
+    zscore = "zscore"
+    minmax = "minmax"
+    none = "none"
+
+
+@dataclass
+class LTREnvConfig:
+    """Learning to rank on MSLR-WEB30K (or synthetic data of the same shape)."""
+
+    family: str = "ltr"
+    name: str = MISSING  # mslr | synthetic (a str, not an Enum: it is interpolated into run folders)
+    # mslr: the folder holding Fold1..Fold5 (or one fold's {train,vali,test}.txt). synthetic: where
+    # the generated file goes; None -> $PTDE_DATA_DIR/ltr, default ~/.cache/ptde/ltr.
+    data_dir: str | None = None
+    fold: str = "Fold1"
+    pool_files: list[str] = field(default_factory=lambda: ["train"])  # files of the fold to sample from
+    n_queries: int = 10_000  # queries sampled (paper: 10,000)
+    docs_per_query: int = 10  # documents (= agents) per query
+    max_relevant: int = 5  # relevant documents drawn first into each slate
+    train_fraction: float = 0.7  # paper: 7:3
+    normalization: FeatureNorm = FeatureNorm.log1p_zscore  # fitted on the training split
+    k: int = 10  # reward = NDCG@k
+    n_scores: int = 10  # actions: scores 0..n_scores-1
+    batch_size_run: int = 8
+    episode_limit: int = 1
+    synthetic_queries: int = 2000  # size of the generated set (name=synthetic)
+    synthetic_docs_per_query: int = 20
+    synthetic_features: int = 136
+    seed: int = 0  # synthetic generation, subsampling and split
+
+
+# --------------------------------------------------------------------------- metrics
+def ndcg_at_k(scores: Any, relevance: Any, k: int) -> Any:
+    """NDCG@k of the rankings induced by `scores` ([..., D]); conventions in the module docstring.
+
+    Accepts torch tensors (returns a float32 tensor [...]) or array-likes (returns float64 numpy).
+    """
+    as_numpy = not isinstance(scores, torch.Tensor)
+    s = torch.as_tensor(np.asarray(scores) if as_numpy else scores).to(torch.float64)  # [..., D]
+    r = torch.as_tensor(np.asarray(relevance) if as_numpy else relevance).to(device=s.device, dtype=torch.float64)
+    if s.shape != r.shape:
+        raise ValueError(f"scores {tuple(s.shape)} and relevance {tuple(r.shape)} differ in shape")
+    kk = min(int(k), s.shape[-1])
+    if kk < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    discount = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64, device=s.device))  # [kk]
+    order = torch.sort(s, dim=-1, descending=True, stable=True).indices  # [..., D]
+    dcg = ((2.0 ** r.gather(-1, order)[..., :kk] - 1.0) * discount).sum(-1)  # [...]
+    ideal = torch.sort(r, dim=-1, descending=True).values[..., :kk]  # [..., kk]
+    idcg = ((2.0**ideal - 1.0) * discount).sum(-1)  # [...]
+    ndcg = torch.where(idcg > 0, dcg / idcg.clamp_min(1e-300), torch.ones_like(dcg))
+    return ndcg.numpy() if as_numpy else ndcg.float()
+
+
+def ranking_metrics(scores: Any, relevance: Any, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Mean NDCG@k over queries, {"ndcg@1": ..., "ndcg@5": ..., "ndcg@10": ...}."""
+    return {f"ndcg@{k}": float(np.mean(np.asarray(ndcg_at_k(scores, relevance, k)))) for k in ks}
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class LTRData:
+    """The normalised train and test slates of one config."""
+
+    train: QuerySet
+    test: QuerySet
+    normalizer: FeatureNormalizer
+    files: list[Path]
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("PTDE_DATA_DIR", "~/.cache/ptde")).expanduser() / "ltr"
+
+
+def resolve_data_files(cfg: Any) -> list[Path]:
+    """The LETOR files the query pool comes from; generates the synthetic file when absent."""
+    name = _value(cfg.name)
+    if name == "synthetic":
+        root = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
+        tag = f"synthetic-q{cfg.synthetic_queries}-d{cfg.synthetic_docs_per_query}"
+        path = root / f"{tag}-f{cfg.synthetic_features}-seed{cfg.seed}" / cfg.fold / "train.txt"
+        if not path.is_file():
+            write_synthetic_letor(
+                path, cfg.synthetic_queries, cfg.synthetic_docs_per_query, cfg.synthetic_features, cfg.seed
+            )
+        return [path]
+    if name != "mslr":
+        raise ValueError(f"unknown learning-to-rank dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if not cfg.data_dir:
+        raise FileNotFoundError(
+            "env.data_dir is not set: point it (or $PTDE_MSLR_DIR) at the MSLR-WEB30K folder holding "
+            f"Fold1..Fold5, downloaded from {MSLR_URL}"
+        )
+    root = Path(cfg.data_dir).expanduser()
+    folder = root / cfg.fold if (root / cfg.fold).is_dir() else root
+    files = [folder / f"{f}.txt" for f in cfg.pool_files]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"MSLR file not found: {f} (expected {root}/{cfg.fold}/<split>.txt)")
+    return files
+
+
+_DATA_CACHE: dict[tuple, LTRData] = {}
+
+
+def prepare_ltr_data(cfg: Any) -> LTRData:
+    """Load, subsample, split and normalise; memoised per process (train env, test env, baselines)."""
+    files = resolve_data_files(cfg)
+    stats = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    norm = _value(cfg.normalization)
+    key = (stats, cfg.n_queries, cfg.docs_per_query, cfg.max_relevant, cfg.train_fraction, norm, cfg.seed)
+    if key not in _DATA_CACHE:
+        sources = [load_letor(f) for f in files]
+        queries = subsample_queries(sources, cfg.n_queries, cfg.docs_per_query, cfg.max_relevant, cfg.seed)
+        train, test = split_queries(queries, cfg.train_fraction, cfg.seed)
+        normalizer = FeatureNormalizer(norm).fit(train.features)
+        train.features = normalizer.transform(train.features)
+        test.features = normalizer.transform(test.features)
+        if len(_DATA_CACHE) >= 4:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = LTRData(train, test, normalizer, files)
+    return _DATA_CACHE[key]
+
+
+# --------------------------------------------------------------------------- environment
+class RankingEnv:
+    """B ranking episodes (one query each) stepped together; see the module docstring."""
+
+    def __init__(self, cfg: Any, batch_size: int, seed: int = 0, split: str = "train") -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if cfg.episode_limit != 1:
+            raise ValueError(f"learning to rank is a one-step game; episode_limit must be 1, got {cfg.episode_limit}")
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.split = split
+        data = prepare_ltr_data(cfg)
+        queries = data.train if split == "train" else data.test
+        if len(queries) == 0:
+            raise ValueError(f"the {split} split is empty; raise n_queries or change train_fraction")
+        self._docs = torch.from_numpy(queries.features)  # [Q, n, F]
+        self._query = self._docs.mean(dim=1)  # [Q, F]
+        self._relevance = torch.from_numpy(queries.relevance)  # [Q, n]
+        self.query_ids = torch.from_numpy(queries.qids)  # [Q]
+        self.n_queries = len(queries)
+        self.n_agents = int(self._docs.shape[1])
+        self.n_features = int(self._docs.shape[2])
+        self.n_actions = int(cfg.n_scores)
+        self.obs_dim = 2 * self.n_features
+        self.state_dim = self.n_features * (1 + self.n_agents)
+        self.k = int(cfg.k)
+        self.sweep_batches = -(-self.n_queries // batch_size)  # test resets per full sweep
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._order = np.zeros(0, np.int64)  # training epoch order still to serve
+        self._cursor = 0  # position in the test sweep
+        self._index: torch.Tensor | None = None
+        self._last: Step | None = None
+        self._done = False
+
+    def get_env_info(self) -> EnvInfo:
+        return EnvInfo(
+            n_agents=self.n_agents,
+            obs_dim=self.obs_dim,
+            state_dim=self.state_dim,
+            n_actions=self.n_actions,
+            episode_limit=1,
+            success_metric=f"ndcg@{self.k}",
+        )
+
+    def _next_queries(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query indices [B] of the next batch and whether each is a real (not padding) entry."""
+        b = self.batch_size
+        if self.split == "test":
+            pos = self._cursor + np.arange(b)
+            self._cursor = 0 if self._cursor + b >= self.n_queries else self._cursor + b
+            return torch.from_numpy(pos % self.n_queries), torch.from_numpy(pos < self.n_queries)
+        while self._order.size < b:
+            self._order = np.concatenate([self._order, self._rng.permutation(self.n_queries)])
+        idx, self._order = self._order[:b], self._order[b:]
+        return torch.from_numpy(idx), torch.ones(b, dtype=torch.bool)
+
+    def reset(self, seed: int | None = None) -> Step:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._order = np.zeros(0, np.int64)
+            self._cursor = 0
+        idx, valid = self._next_queries()
+        self._index = idx
+        docs = self._docs[idx]  # [B, n, F]
+        query = self._query[idx]  # [B, F]
+        b, n = docs.shape[:2]
+        obs = torch.cat([query.unsqueeze(1).expand(b, n, -1), docs], dim=-1)  # [B, n, 2F]
+        state = torch.cat([query, docs.reshape(b, -1)], dim=-1)  # [B, F + n F]
+        false = torch.zeros(b, dtype=torch.bool)
+        self._last = Step(
+            obs=obs,
+            state=state,
+            avail_actions=torch.ones(b, n, self.n_actions, dtype=torch.bool),  # [B, n, A]
+            reward=torch.zeros(b),
+            terminated=false,
+            truncated=false.clone(),
+            won=false.clone(),
+            info={"query_index": idx, "valid": valid},
+        )
+        self._done = False
+        return self._last
+
+    def step(self, actions: torch.Tensor) -> Step:
+        """Score the documents with `actions` [B, n] and end every episode."""
+        if self._last is None or self._index is None:
+            raise RuntimeError("call reset() before step()")
+        last = self._last
+        b = self.batch_size
+        false = torch.zeros(b, dtype=torch.bool)
+        if self._done:  # frozen: outputs repeat, no reward, no new termination
+            info = {key: torch.zeros_like(v) if key.startswith("ndcg") else v for key, v in last.info.items()}
+            return Step(
+                last.obs,
+                last.state,
+                last.avail_actions,
+                torch.zeros(b),
+                false,
+                false.clone(),
+                false.clone(),
+                info,
+            )
+        actions = torch.as_tensor(actions).reshape(b, self.n_agents)
+        if actions.min() < 0 or actions.max() >= self.n_actions:
+            raise ValueError(f"actions must be scores in 0..{self.n_actions - 1}")
+        rel = self._relevance[self._index]  # [B, n]
+        scores = actions.to(torch.float64)
+        reward = ndcg_at_k(scores, rel, self.k)  # [B]
+        info = dict(last.info)
+        for k in (1, 5, 10):
+            info[f"ndcg@{k}"] = ndcg_at_k(scores, rel, k)  # [B]
+        self._done = True
+        self._last = Step(
+            obs=last.obs,
+            state=last.state,
+            avail_actions=last.avail_actions,
+            reward=reward,
+            terminated=torch.ones(b, dtype=torch.bool),
+            truncated=false,
+            won=reward >= 1.0 - 1e-6,
+            info=info,
+        )
+        return self._last
+
+    @property
+    def relevance(self) -> torch.Tensor:
+        """True grades [B, n] of the current batch (for checks and oracle baselines)."""
+        if self._index is None:
+            raise RuntimeError("call reset() first")
+        return self._relevance[self._index]
+
+    def close(self) -> None:
+        self._last = None
+        self._index = None

@@ -1,0 +1,137 @@
+"""Stage 1 for value decomposition (VDN, QMIX) with any global-information variant.
+
+Reads top to bottom like PyMARL2's NQLearner: unroll the agents over the sampled episodes, pick
+the chosen Q_i, mix them into Q_tot, build TD(λ) targets from the target networks with double Q,
+minimise the masked 0.5·TD² and hard-update the targets every `target_update_interval` episodes.
+Env interaction happens in `ptde.callbacks.EnvInteractionCallback`; this module only learns.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning as L
+import torch
+
+from ptde.envs.base import EnvInfo
+from ptde.learners.returns import td_lambda_targets
+from ptde.nn.global_info import build_global_info
+from ptde.nn.mixers import build_mixer
+from ptde.nn.policy import MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
+
+
+@dataclass
+class RunCounters:
+    """Progress of a run in the units RL cares about; saved in every checkpoint."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    last_target_update_episode: int = 0
+    last_test_step: int = 0
+    last_log_step: int = 0
+    last_checkpoint_step: int = 0
+
+
+class ValueDecompositionLearner(L.LightningModule):
+    def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
+        """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        algo, variant = cfg["algo"], cfg["variant"]
+        self.algo = algo
+        info = EnvInfo(**env_info)
+        self.info = info
+        global_info = build_global_info(variant, info, input_dim=info.obs_dim + info.n_actions + info.n_agents)
+        self.q_net = MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info)
+        self.mixer = build_mixer(
+            algo["mixer"], info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"]
+        )
+        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.counters = RunCounters()
+        self.pending_metrics: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(
+        self, inputs: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> Q [B, 1, n, A], hidden."""
+        q, hidden, _ = self.q_net(inputs, state if self.q_net.uses_state else None, hidden)
+        return q, hidden
+
+    # ------------------------------------------------------------------ learning
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = list(self.q_net.parameters()) + list(self.mixer.parameters())
+        return torch.optim.Adam(params, lr=self.algo["lr"])
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        obs, state, avail = batch["obs"], batch["state"], batch["avail_actions"]  # [B, T+1, ...]
+        actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
+        terminated, mask = batch["terminated"], batch["mask"]  # [B, T]
+        T1 = obs.shape[1]
+        inputs = build_agent_inputs(obs, previous_actions_onehot(actions, self.info.n_actions, T1))
+        net_state = state if self.q_net.uses_state else None
+        q, _, _ = self.q_net(inputs, net_state)  # [B, T+1, n, A]
+        chosen_q = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
+        with torch.no_grad():
+            target_q, _, _ = self.target_q_net(inputs, net_state)  # [B, T+1, n, A]
+            select_from = q.detach() if self.algo["double_q"] else target_q
+            best = select_from.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)  # [B, T+1, n, 1]
+            target_max_q = target_q.gather(-1, best).squeeze(-1)  # [B, T+1, n]
+            target_tot = self.target_mixer(target_max_q, state)  # [B, T+1]
+            targets = td_lambda_targets(
+                reward, terminated, mask, target_tot, self.algo["gamma"], self.algo["td_lambda"]
+            )
+        chosen_tot = self.mixer(chosen_q, state[:, :-1])  # [B, T]
+        td_error = (chosen_tot - targets) * mask
+        n_steps = mask.sum()
+        loss = 0.5 * td_error.pow(2).sum() / n_steps
+        stats = {
+            "train/td_loss": loss.item(),
+            "train/q_taken_mean": ((chosen_q * mask.unsqueeze(-1)).sum() / (n_steps * self.info.n_agents)).item(),
+            "train/target_mean": ((targets * mask).sum() / n_steps).item(),
+            "train/td_error_abs": (td_error.abs().sum() / n_steps).item(),
+        }
+        return loss, stats
+
+    def training_step(self, dataloader_iter: Iterator) -> None:
+        batch, _, _ = next(dataloader_iter)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        loss, stats = self.compute_loss(batch)
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.algo["grad_norm_clip"])
+        opt.step()
+        stats["train/grad_norm"] = float(grad_norm)
+        self.counters.updates += 1
+        for k, v in stats.items():
+            self.pending_metrics.setdefault(k, []).append(v)
+        c = self.counters
+        if (c.episodes - c.last_target_update_episode) >= self.algo["target_update_interval"]:
+            self.update_targets()
+            c.last_target_update_episode = c.episodes
+
+    def update_targets(self) -> None:
+        self.target_q_net.load_state_dict(self.q_net.state_dict())
+        self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Means of the training stats since the last call (logged every log_interval env steps)."""
+        out = {k: sum(v) / len(v) for k, v in self.pending_metrics.items() if v}
+        self.pending_metrics = {}
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ptde_counters"] = asdict(self.counters)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.counters = RunCounters(**checkpoint.get("ptde_counters", {}))

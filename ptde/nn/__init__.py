@@ -1,0 +1,1 @@
+"""Network building blocks; no training logic lives here."""

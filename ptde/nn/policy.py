@@ -1,0 +1,93 @@
+"""The multi-agent Q network (PyMARL's "controller"): agent inputs -> per-agent Q values.
+
+Local agent input o_i = observation ⊕ last action one-hot ⊕ agent id one-hot. When the variant
+gives agents global information, a global-information module turns (o_i, s) into z_i, which the
+Q head concatenates; the plain CTDE policy never looks at the state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ptde.envs.base import EnvInfo
+from ptde.nn.agents import RNNAgent
+
+
+def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> torch.Tensor:
+    """obs [..., n, o], last_actions_onehot [..., n, A] -> o_i [..., n, o + A + n]."""
+    n = obs.shape[-2]
+    ids = torch.eye(n, dtype=obs.dtype, device=obs.device).expand(*obs.shape[:-1], n)
+    return torch.cat([obs, last_actions_onehot.to(obs.dtype), ids], dim=-1)
+
+
+def previous_actions_onehot(actions: torch.Tensor, n_actions: int, steps: int) -> torch.Tensor:
+    """actions [B, T, n] -> last-action one-hots [B, steps, n, A] (zeros at t = 0)."""
+    B, T, n = actions.shape
+    onehot = F.one_hot(actions, n_actions).float()  # [B, T, n, A]
+    out = torch.zeros(B, steps, n, n_actions, device=actions.device)
+    k = min(steps - 1, T)
+    out[:, 1 : k + 1] = onehot[:, :k]
+    return out
+
+
+def epsilon_greedy(
+    q: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """q [B, n, A], avail [B, n, A] bool -> actions [B, n]; each agent explores independently."""
+    masked = q.masked_fill(~avail, float("-inf"))
+    greedy = masked.argmax(dim=-1)
+    if epsilon <= 0.0:
+        return greedy
+    probs = avail.float().reshape(-1, avail.shape[-1])
+    random_actions = torch.multinomial(probs, 1, generator=generator).view(greedy.shape)
+    explore = torch.rand(greedy.shape, generator=generator) < epsilon
+    return torch.where(explore, random_actions, greedy)
+
+
+class MultiAgentQNetwork(nn.Module):
+    """Shared RNN agent (+ optional global-information module) over all n agents."""
+
+    def __init__(self, info: EnvInfo, rnn_hidden_dim: int, global_info: nn.Module | None = None) -> None:
+        super().__init__()
+        self.n_agents = info.n_agents
+        self.n_actions = info.n_actions
+        self.input_dim = info.obs_dim + info.n_actions + info.n_agents
+        self.global_info = global_info
+        z_dim = 0 if global_info is None else global_info.z_dim
+        self.agent = RNNAgent(self.input_dim, rnn_hidden_dim, info.n_actions, z_dim)
+
+    @property
+    def uses_state(self) -> bool:
+        return self.global_info is not None
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, self.n_agents, self.agent.hidden_dim, device=self.agent.fc1.weight.device)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        state: torch.Tensor | None,
+        hidden: torch.Tensor | None = None,
+        sample_z: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """inputs [B, T, n, d], state [B, T, S] -> Q [B, T, n, A], hidden [B, n, H], extras.
+
+        `extras` holds the global-information distribution (mu, var) when there is one.
+        """
+        B, T, n, d = inputs.shape
+        flat = inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)  # [B*n, T, d]
+        h0 = None if hidden is None else hidden.reshape(B * n, -1)
+        h, h_last = self.agent.encode(flat, h0)
+        h = h.view(B, n, T, -1).permute(0, 2, 1, 3)  # [B, T, n, H]
+        extras: dict[str, torch.Tensor] = {}
+        z = None
+        if self.global_info is not None:
+            if state is None:
+                raise ValueError("this policy's global-information module needs the state")
+            mu, var = self.global_info(inputs, state)  # [B, T, n, z] each
+            z = mu + var.sqrt() * torch.randn_like(mu) if sample_z else mu
+            extras = {"mu": mu, "var": var}
+        q = self.agent.head(h, z)  # [B, T, n, A]
+        return q, h_last.view(B, n, -1), extras

@@ -1,0 +1,27 @@
+"""The run folder's `results.json`: the one file `ptde.report` reads for a run's outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def update_results(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Merge fields into results.json (creating it), so each stage adds its own keys."""
+    path = run_dir / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(fields)
+    write_json_atomic(path, data)
+    return data

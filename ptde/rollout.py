@@ -1,0 +1,93 @@
+"""Running B episodes with a policy: the one loop shared by training, testing and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ptde.envs.base import MultiAgentEnv
+from ptde.nn.policy import build_agent_inputs, epsilon_greedy
+
+# (agent inputs [B, 1, n, d], state [B, 1, S], hidden) -> (Q [B, 1, n, A], hidden)
+ActFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class EpisodeBatch:
+    """B episodes padded to the longest (T steps); index t+1 of obs/state/avail follows action t."""
+
+    obs: torch.Tensor  # [B, T+1, n, o]
+    state: torch.Tensor  # [B, T+1, S]
+    avail_actions: torch.Tensor  # [B, T+1, n, A] bool
+    actions: torch.Tensor  # [B, T, n] int64
+    reward: torch.Tensor  # [B, T]
+    terminated: torch.Tensor  # [B, T] float (1 on a real termination, 0 on time-out)
+    mask: torch.Tensor  # [B, T] float (1 on real steps, 0 on padding)
+    won: torch.Tensor  # [B] bool
+    episode_return: torch.Tensor  # [B]
+    length: torch.Tensor  # [B] int64
+
+    @property
+    def batch_size(self) -> int:
+        return self.obs.shape[0]
+
+    @property
+    def max_t(self) -> int:
+        return self.actions.shape[1]
+
+
+@torch.no_grad()
+def run_episodes(
+    env: MultiAgentEnv,
+    act: ActFn,
+    n_actions: int,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> EpisodeBatch:
+    """Run B episodes to their end (all B run until the last one is done) and return them."""
+    step = env.reset()
+    B, n, _ = step.obs.shape
+    limit = env.get_env_info().episode_limit
+    hidden = None
+    last_onehot = torch.zeros(B, n, n_actions)
+    done = torch.zeros(B, dtype=torch.bool)
+    obs, states, avails, actions, rewards, terms, masks = [], [], [], [], [], [], []
+    won = torch.zeros(B, dtype=torch.bool)
+    for _ in range(limit):
+        obs.append(step.obs)
+        states.append(step.state)
+        avails.append(step.avail_actions)
+        inputs = build_agent_inputs(step.obs, last_onehot).unsqueeze(1)  # [B, 1, n, d]
+        q, hidden = act(inputs.to(device), step.state.unsqueeze(1).to(device), hidden)
+        a = epsilon_greedy(q[:, 0].cpu(), step.avail_actions, epsilon, generator)  # [B, n]
+        step = env.step(a)
+        actions.append(a)
+        rewards.append(step.reward)
+        terms.append(step.terminated)
+        masks.append(~done)
+        won |= step.won
+        done = done | step.done
+        last_onehot = F.one_hot(a, n_actions).float()
+        if bool(done.all()):
+            break
+    obs.append(step.obs)
+    states.append(step.state)
+    avails.append(step.avail_actions)
+    mask = torch.stack(masks, 1).float()  # [B, T]
+    reward = torch.stack(rewards, 1).float() * mask
+    return EpisodeBatch(
+        obs=torch.stack(obs, 1).float(),
+        state=torch.stack(states, 1).float(),
+        avail_actions=torch.stack(avails, 1).bool(),
+        actions=torch.stack(actions, 1).long(),
+        reward=reward,
+        terminated=torch.stack(terms, 1).float() * mask,
+        mask=mask,
+        won=won,
+        episode_return=reward.sum(1),
+        length=mask.sum(1).long(),
+    )

@@ -1,0 +1,75 @@
+"""Building a run's pieces from its config: the one place train, evaluate and distill share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ptde.envs import make_env
+from ptde.envs.base import EnvInfo, MultiAgentEnv
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem; the message names the bad value and valid choices."""
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def run_label(cfg: dict[str, Any]) -> str:
+    """qmix, qmix_giu, qmix_gip: the algorithm as the paper's tables name it."""
+    variant = cfg["variant"]["name"]
+    return cfg["algo"]["name"] if variant == "none" else f"{cfg['algo']['name']}_{variant}"
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    if str(cfg["stage"]) not in {"1", "2", "all"}:
+        raise ConfigError(f"stage={cfg['stage']} is not valid; valid choices: 1, 2, all")
+    if cfg["trainer"]["accelerator"] not in {"cpu", "cuda"}:
+        raise ConfigError(f"trainer.accelerator={cfg['trainer']['accelerator']!r}; valid choices: cpu, cuda")
+    if cfg["trainer"]["accelerator"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=cpu")
+    for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
+        if cfg["trainer"][key] <= 0:
+            raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")
+
+
+def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgentEnv, EnvInfo]:
+    """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes)."""
+    env_ns = _Namespace(cfg["env"])
+    train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed)
+    test_env = make_env(env_ns, batch_size=cfg["trainer"]["test_episodes"], seed=seed + 10_000)
+    return train_env, test_env, train_env.get_env_info()
+
+
+class _Namespace:
+    """Attribute access over a plain config dict (env adapters read `cfg.name`, `cfg.family`...)."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            setattr(self, k, _Namespace(v) if isinstance(v, dict) else v)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its checkpoints/last.ckpt; a file is taken as it is."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoints" / "last.ckpt"
+    if not p.is_file():
+        raise ConfigError(
+            f"no checkpoint at {str(path)!r} (expected a run folder with checkpoints/last.ckpt or a .ckpt file)"
+        )
+    return p
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Checkpoints hold only tensors and plain containers, so they load with weights_only=True."""
+    return torch.load(resolve_checkpoint(path), map_location="cpu", weights_only=True)
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent

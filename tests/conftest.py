@@ -1,0 +1,54 @@
+"""Shared test helpers: real configs composed by Hydra, real SMAX, real files in tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def compose_cfg(*overrides: str) -> dict:
+    """The resolved config `python -m ptde.train <overrides>` would run with, as plain containers."""
+    from hydra import compose, initialize_config_dir
+
+    from ptde.config import register_configs
+    from ptde.runtime import to_container
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return to_container(compose("config", overrides=list(overrides)))
+
+
+def run_module(module: str, *args: str, cwd: Path = REPO, timeout: int = 600):
+    """Run `python -m module args` as a user would; returns the CompletedProcess."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """A stage-1 budget that trains for real in well under a minute on 2 cores."""
+    return [
+        "env=smac/3m",
+        "logger=csv",
+        "trainer.max_env_steps=3000",
+        "trainer.test_interval=1500",
+        "trainer.log_interval=500",
+        "trainer.checkpoint_interval=1500",
+        "trainer.test_episodes=8",
+        "trainer.progress_bar=false",
+        "algo.batch_size=16",
+        "algo.buffer_size=200",
+        "env.batch_size_run=8",
+    ]

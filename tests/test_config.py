@@ -1,0 +1,61 @@
+"""Config composition of every algo x env pair, and clear start-up errors for bad choices."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+from conftest import CONF, compose_cfg, run_module
+
+ALGOS = sorted(p.stem for p in (CONF / "algo").glob("*.yaml"))
+SMAC_MAPS = sorted(p.stem for p in (CONF / "env" / "smac").glob("*.yaml"))
+ENVS = [f"smac/{m}" for m in SMAC_MAPS]
+SMAC_LIMITS = {
+    "3m": 60, "2s3z": 120, "3s_vs_5z": 250, "5m_vs_6m": 70,
+    "3s5z_vs_3s6z": 170, "6h_vs_8z": 150, "3s_vs_8z": 250, "3s5z_vs_3s7z": 170,
+}  # fmt: skip
+
+
+def test_the_issue_s_groups_exist():
+    assert {"qmix", "vdn"} <= set(ALGOS)
+    assert set(SMAC_LIMITS) <= set(SMAC_MAPS)
+
+
+@pytest.mark.parametrize("algo,env", list(itertools.product(ALGOS, ENVS)))
+def test_every_algo_env_pair_composes(algo, env):
+    cfg = compose_cfg(f"algo={algo}", f"env={env}")
+    assert cfg["algo"]["name"] == algo.split("_")[0]
+    assert cfg["env"]["name"] == env.split("/")[1]
+    assert cfg["env"]["episode_limit"] == SMAC_LIMITS[cfg["env"]["name"]]
+    # the paper's Table 7 values are the defaults
+    a = cfg["algo"]
+    assert (a["lr"], a["td_lambda"], a["batch_size"], a["buffer_size"]) == (1e-3, 0.6, 128, 5000)
+    assert (a["target_update_interval"], a["epsilon_anneal_time"], a["epsilon_finish"]) == (200, 100_000, 0.05)
+    assert cfg["env"]["batch_size_run"] == 8 and cfg["trainer"]["test_episodes"] == 32
+
+
+def test_mixers_follow_the_algo():
+    assert compose_cfg("algo=qmix")["algo"]["mixer"] == "qmix"
+    assert compose_cfg("algo=vdn")["algo"]["mixer"] == "vdn"
+
+
+def _no_run_folder(tmp_path: Path) -> bool:
+    return not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "override,expect",
+    [
+        ("algo=qmx", ["Available options in 'algo'", "qmix", "vdn"]),
+        ("env=smac/3s_vs_9z", ["Valid choices of 'env'", "smac/3s_vs_5z", "smac/5m_vs_6m"]),
+        ("trainer.lr=abc", ["'trainer' has no key 'lr'", "max_env_steps", "test_interval"]),
+        ("trainer.max_env_steps=abc", ["could not be converted to Integer", "trainer.max_env_steps"]),
+        ("algo.mixer=qmx", ["Invalid value 'qmx'", "vdn, qmix"]),
+        ("stage=3", ["stage=3", "valid choices: 1, 2, all"]),
+    ],
+)
+def test_bad_choice_fails_at_start_up_naming_valid_choices(tmp_path, override, expect):
+    proc = run_module("ptde.train", override, f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", timeout=300)
+    assert proc.returncode != 0
+    for text in expect:
+        assert text in proc.stderr + proc.stdout, (text, proc.stderr[-2000:])
+    assert _no_run_folder(tmp_path)

@@ -1,0 +1,56 @@
+"""TD(λ) targets against an episode worked out by hand."""
+
+import torch
+
+from ptde.learners.returns import td_lambda_targets
+
+
+def test_td_lambda_terminated_episode_by_hand():
+    gamma, lam = 0.9, 0.5
+    # one episode of 3 real steps that terminates, padded to T = 4
+    reward = torch.tensor([[1.0, 2.0, 3.0, 0.0]])
+    terminated = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    q = torch.tensor([[10.0, 20.0, 30.0, 40.0, 50.0]])  # Q_0..Q_4
+    g2 = 3.0  # terminal: no bootstrap
+    g1 = 2.0 + gamma * ((1 - lam) * 30.0 + lam * g2)
+    g0 = 1.0 + gamma * ((1 - lam) * 20.0 + lam * g1)
+    out = td_lambda_targets(reward, terminated, mask, q, gamma, lam)
+    torch.testing.assert_close(out[0, :3], torch.tensor([g0, g1, g2]))
+
+
+def test_td_lambda_time_out_bootstraps_from_final_state():
+    gamma, lam = 0.99, 0.6
+    reward = torch.tensor([[0.5, 0.25]])
+    terminated = torch.zeros(1, 2)
+    mask = torch.ones(1, 2)
+    q = torch.tensor([[1.0, 2.0, 4.0]])
+    g1 = 0.25 + gamma * 4.0  # last step of a time-out: r + γ Q(final obs)
+    g0 = 0.5 + gamma * ((1 - lam) * 2.0 + lam * g1)
+    out = td_lambda_targets(reward, terminated, mask, q, gamma, lam)
+    torch.testing.assert_close(out, torch.tensor([[g0, g1]]))
+
+
+def test_td_lambda_ignores_padding_after_a_truncated_episode():
+    """An episode cut short (mask ends without termination) bootstraps from Q at its end and
+    never reads padded values, whatever they hold."""
+    gamma, lam = 0.9, 0.5
+    reward = torch.tensor([[1.0, 0.0, 0.0]])
+    terminated = torch.zeros(1, 3)
+    mask = torch.tensor([[1.0, 0.0, 0.0]])
+    q1 = torch.tensor([[0.0, 5.0, 123.0, -77.0]])
+    q2 = torch.tensor([[0.0, 5.0, -999.0, 999.0]])
+    a = td_lambda_targets(reward, terminated, mask, q1, gamma, lam)[0, 0]
+    b = td_lambda_targets(reward, terminated, mask, q2, gamma, lam)[0, 0]
+    assert a.item() == b.item() == 1.0 + gamma * 5.0
+
+
+def test_lambda_one_is_monte_carlo_and_zero_is_one_step():
+    reward = torch.tensor([[1.0, 1.0, 1.0]])
+    terminated = torch.tensor([[0.0, 0.0, 1.0]])
+    mask = torch.ones(1, 3)
+    q = torch.tensor([[7.0, 7.0, 7.0, 7.0]])
+    mc = td_lambda_targets(reward, terminated, mask, q, 0.5, 1.0)
+    torch.testing.assert_close(mc, torch.tensor([[1.75, 1.5, 1.0]]))
+    one_step = td_lambda_targets(reward, terminated, mask, q, 0.5, 0.0)
+    torch.testing.assert_close(one_step, torch.tensor([[4.5, 4.5, 1.0]]))

@@ -1,0 +1,106 @@
+"""The SMAX adapter against SMAX's own state: shapes, masks, won flag, time-outs, freezing."""
+
+import pytest
+import torch
+
+from ptde.config import SMACEnvConfig
+from ptde.envs.smax import SMAXEnv
+
+
+@pytest.fixture(scope="module")
+def env3m():
+    return SMAXEnv(SMACEnvConfig(name="3m", episode_limit=60), batch_size=4, seed=0)
+
+
+def random_actions(avail: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    B, n, A = avail.shape
+    return torch.multinomial(avail.float().view(-1, A), 1, generator=g).view(B, n)
+
+
+def test_shapes_and_dims(env3m):
+    info = env3m.get_env_info()
+    assert (info.n_agents, info.n_actions, info.episode_limit) == (3, 8, 60)
+    s = env3m.reset(seed=1)
+    assert s.obs.shape == (4, 3, info.obs_dim) and s.obs.dtype == torch.float32
+    assert s.state.shape == (4, info.state_dim)
+    assert s.avail_actions.shape == (4, 3, 8) and s.avail_actions.dtype == torch.bool
+    # 6 units x (health, x, y, cooldown) (one unit type: no type bits) + 3 allies x 8 last actions
+    assert info.state_dim == 6 * 4 + 3 * 8
+    assert s.state.abs().max() <= 1.0 + 1e-6
+
+
+def test_won_flag_and_masks_match_smax_unit_alive(env3m):
+    """Play random episodes; at every step our flags must agree with SMAX's unit_alive."""
+    g = torch.Generator().manual_seed(0)
+    s = env3m.reset(seed=3)
+    done = torch.zeros(4, dtype=torch.bool)
+    for _ in range(60):
+        a = random_actions(s.avail_actions, g)
+        s = env3m.step(a)
+        alive = env3m.unit_alive  # [B, 6]: 3 allies then 3 enemies
+        allies, enemies = alive[:, :3].any(1), alive[:, 3:].any(1)
+        newly = ~done
+        expect_term = ~allies | ~enemies
+        assert torch.equal(s.terminated[newly], expect_term[newly])
+        assert torch.equal(s.won[newly], (~enemies & allies)[newly])
+        # a dead ally may only stop (action 4); attacks need a living enemy
+        dead = ~alive[:, :3]
+        assert not s.avail_actions[dead][:, [0, 1, 2, 3, 5, 6, 7]].any()
+        assert s.avail_actions[dead][:, 4].all()
+        no_enemy = ~alive[:, 3:]  # [B, 3] enemy j dead -> attack j+5 unavailable for all allies
+        assert not (s.avail_actions[:, :, 5:] & no_enemy[:, None, :]).any()
+        done |= s.done
+        if done.all():
+            break
+    assert done.all()
+
+
+def test_time_out_is_truncation_not_termination():
+    env = SMAXEnv(SMACEnvConfig(name="3m", episode_limit=5), batch_size=2, seed=0)
+    s = env.reset()
+    stop = torch.full((2, 3), 4)
+    for t in range(5):
+        s = env.step(stop)
+        if t < 4:
+            assert not s.done.any()
+    assert s.truncated.all() and not s.terminated.any() and not s.won.any()
+    # finished envs are frozen: further steps give zero reward and no new flags
+    frozen = env.step(stop)
+    assert (frozen.reward == 0).all() and not frozen.done.any()
+    assert torch.equal(frozen.obs, s.obs)
+
+
+def test_agents_that_stand_still_lose_and_won_is_never_set():
+    """Allies that only stop are shot down by the heuristic enemy: terminated, not won."""
+    env = SMAXEnv(SMACEnvConfig(name="3m", episode_limit=200), batch_size=2, seed=0)
+    env.reset()
+    stop = torch.full((2, 3), 4)
+    ended = torch.zeros(2, dtype=torch.bool)
+    for _ in range(200):
+        s = env.step(stop)
+        assert not s.won.any()
+        ended |= s.terminated
+        if ended.all():
+            break
+    assert ended.all()
+    assert not env.unit_alive[:, :3].any()
+
+
+def test_step_compiles_once_across_resets(env3m):
+    env3m.reset()
+    env3m.step(torch.full((4, 3), 4))
+    env3m.reset()
+    env3m.step(torch.full((4, 3), 4))
+    assert env3m._step_fn._cache_size() == 1
+
+
+@pytest.mark.parametrize("name,n_agents,n_enemies", [("3s_vs_8z", 3, 8), ("3s5z_vs_3s7z", 8, 10)])
+def test_custom_maps_are_registered(name, n_agents, n_enemies):
+    env = SMAXEnv(SMACEnvConfig(name=name, episode_limit=10), batch_size=1)
+    info = env.get_env_info()
+    assert info.n_agents == n_agents and info.n_actions == 5 + n_enemies
+
+
+def test_unknown_map_names_valid_maps():
+    with pytest.raises(ValueError, match="valid maps:.*3m"):
+        SMAXEnv(SMACEnvConfig(name="3s_vs_9z", episode_limit=10), batch_size=1)
