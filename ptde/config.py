@@ -196,5 +196,23 @@ class EvaluateConfig:
     batch_size: int = 32  # parallel environments
 
 
+@dataclass
+class DistillEntryConfig:
+    """`python -m ptde.distill teacher=<run folder or .ckpt>`: stage 2 on its own.
+
+    Writes a new run folder under outputs/ (so distillation settings can be swept); the env,
+    algo and variant come from the teacher, the distillation settings from `distill`.
+    """
+
+    teacher: str = MISSING
+    seed: int = 0
+    test_episodes: int = 32
+    progress_bar: bool = True
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+
 def register_entry_configs() -> None:
-    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+    """Schemas of `ptde.evaluate` and `ptde.distill`."""
+    cs = ConfigStore.instance()
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="distill_schema", node=DistillEntryConfig)

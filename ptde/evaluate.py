@@ -1,7 +1,9 @@
-"""`python -m ptde.evaluate checkpoint=<run folder or .ckpt> episodes=32`: greedy evaluation.
+"""`python -m ptde.evaluate checkpoint=<run folder or .ckpt> episodes=32 mode=centralized`.
 
-Rebuilds the env and networks from the config stored in the checkpoint, so a run folder is all
-it needs. Writes `eval_<mode>.json` beside the run's results.json.
+Greedy evaluation of a saved run, rebuilt from the config stored in its checkpoint.
+`mode=centralized` runs the stage-1 policy (GIU/GIP agents read the state);
+`mode=decentralized` runs the distilled student (`*_KD`), which never sees the state.
+Writes `eval_<mode>.json` beside the run's results.json.
 """
 
 from __future__ import annotations
@@ -19,35 +21,30 @@ from ptde.cli import precheck
 from ptde.config import register_configs, register_entry_configs
 from ptde.envs import make_env
 from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.pipeline import load_decentralized
 from ptde.results import write_json_atomic
-from ptde.runtime import ConfigError, _Namespace, load_checkpoint, resolve_checkpoint, run_dir_of, to_container
+from ptde.runtime import ConfigError, _Namespace, resolve_checkpoint, run_dir_of, to_container
 
 register_configs()
 register_entry_configs()
 
 
-def load_learner(checkpoint: str | Path) -> ValueDecompositionLearner:
-    ckpt = load_checkpoint(checkpoint)
-    hp = ckpt["hyper_parameters"]
-    learner = ValueDecompositionLearner(hp["cfg"], hp["env_info"])
-    learner.load_state_dict(ckpt["state_dict"])
-    learner.on_load_checkpoint(ckpt)
-    return learner.eval()
-
-
 def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_size: int) -> dict[str, Any]:
-    learner = load_learner(checkpoint)
+    ckpt = resolve_checkpoint(checkpoint)
+    if mode == "decentralized":
+        policy, learner = load_decentralized(run_dir_of(ckpt))
+    else:
+        learner = ValueDecompositionLearner.from_checkpoint(ckpt)
+        policy = learner
     cfg = learner.hparams["cfg"]
-    if mode != "centralized":
-        raise ConfigError(f"mode={mode!r} needs a distilled student; this run has none")
     env = make_env(_Namespace(cfg["env"]), batch_size=min(batch_size, episodes), seed=seed)
-    metrics = test_policy(env, learner.act, learner.info.n_actions, episodes, prefix="eval")
+    metrics = test_policy(env, policy, learner.info.n_actions, episodes, prefix="eval")
     env.close()
     return {
         **metrics,
         "episodes": episodes,
         "mode": mode,
-        "checkpoint": str(resolve_checkpoint(checkpoint)),
+        "checkpoint": str(ckpt),
         "env_steps": learner.counters.env_steps,
     }
 

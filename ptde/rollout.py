@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -11,8 +11,17 @@ import torch.nn.functional as F
 from ptde.envs.base import MultiAgentEnv
 from ptde.nn.policy import build_agent_inputs, epsilon_greedy
 
-# (agent inputs [B, 1, n, d], state [B, 1, S], hidden) -> (Q [B, 1, n, A], hidden)
-ActFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+
+class Actor(Protocol):
+    """What a rollout needs of a policy. A centralized one (`uses_state`) is called as
+    `act(inputs [B, 1, n, d], hidden, state [B, 1, S])`; a decentralized one as
+    `act(inputs, hidden)` and is never handed the state."""
+
+    uses_state: bool
+
+    def act(
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None, *args: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -42,7 +51,7 @@ class EpisodeBatch:
 @torch.no_grad()
 def run_episodes(
     env: MultiAgentEnv,
-    act: ActFn,
+    policy: Actor,
     n_actions: int,
     epsilon: float,
     generator: torch.Generator | None = None,
@@ -62,7 +71,10 @@ def run_episodes(
         states.append(step.state)
         avails.append(step.avail_actions)
         inputs = build_agent_inputs(step.obs, last_onehot).unsqueeze(1)  # [B, 1, n, d]
-        q, hidden = act(inputs.to(device), step.state.unsqueeze(1).to(device), hidden)
+        if policy.uses_state:
+            q, hidden = policy.act(inputs.to(device), hidden, step.state.unsqueeze(1).to(device))
+        else:
+            q, hidden = policy.act(inputs.to(device), hidden)
         a = epsilon_greedy(q[:, 0].cpu(), step.avail_actions, epsilon, generator)  # [B, n]
         step = env.step(a)
         actions.append(a)

@@ -21,7 +21,7 @@ def test_learner_fits_a_fixed_batch_of_real_episodes():
     learner = ValueDecompositionLearner(cfg, info.__dict__)
     buffer = EpisodeReplayBuffer(64, info)
     for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner.act, info.n_actions, epsilon=1.0))
+        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
     batch = buffer.sample(16, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(list(learner.q_net.parameters()) + list(learner.mixer.parameters()), lr=1e-3)
     losses = []

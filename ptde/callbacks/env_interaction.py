@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
 from ptde.logging import RunLogger
-from ptde.rollout import ActFn, run_episodes
+from ptde.rollout import Actor, run_episodes
 
 
 def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int) -> float:
@@ -28,11 +28,11 @@ def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int
     return start + frac * (finish - start)
 
 
-def test_policy(env: MultiAgentEnv, act: ActFn, n_actions: int, episodes: int, prefix: str = "test") -> dict:
+def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int, prefix: str = "test") -> dict:
     """Greedy episodes in batches of the env's B; returns mean success, return and length."""
     won, ret, length = [], [], []
     while sum(len(w) for w in won) < episodes:
-        batch = run_episodes(env, act, n_actions, epsilon=0.0)
+        batch = run_episodes(env, policy, n_actions, epsilon=0.0)
         won.append(batch.won.float())
         ret.append(batch.episode_return)
         length.append(batch.length.float())
@@ -91,7 +91,7 @@ class EnvInteractionCallback(L.Callback):
         c = module.counters
         t = time.time()
         batch = run_episodes(
-            self.train_env, module.act, self.n_actions, self.epsilon(c.env_steps), self.generator, module.device
+            self.train_env, module, self.n_actions, self.epsilon(c.env_steps), self.generator, module.device
         )
         self.collect_seconds += time.time() - t
         self.buffer.insert(batch)
@@ -104,7 +104,7 @@ class EnvInteractionCallback(L.Callback):
             self.progress.update(steps)
 
     def run_test(self, module: L.LightningModule) -> dict[str, float]:
-        return test_policy(self.test_env, module.act, self.n_actions, self.tcfg["test_episodes"])
+        return test_policy(self.test_env, module, self.n_actions, self.tcfg["test_episodes"])
 
     def _log(self, module: L.LightningModule, metrics: dict[str, float]) -> None:
         self.run_logger.log(metrics, module.counters.env_steps)

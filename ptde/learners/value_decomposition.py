@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,6 +22,7 @@ from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
 from ptde.nn.policy import MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
+from ptde.runtime import load_checkpoint
 
 
 @dataclass
@@ -57,12 +59,17 @@ class ValueDecompositionLearner(L.LightningModule):
         self.pending_metrics: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------------ acting
+    @property
+    def uses_state(self) -> bool:
+        """GIU/GIP agents read the global state when acting (centralized execution)."""
+        return self.q_net.uses_state
+
     @torch.no_grad()
     def act(
-        self, inputs: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor | None
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> Q [B, 1, n, A], hidden."""
-        q, hidden, _ = self.q_net(inputs, state if self.q_net.uses_state else None, hidden)
+        q, hidden, _ = self.q_net(inputs, state, hidden)
         return q, hidden
 
     # ------------------------------------------------------------------ learning
@@ -77,10 +84,12 @@ class ValueDecompositionLearner(L.LightningModule):
         T1 = obs.shape[1]
         inputs = build_agent_inputs(obs, previous_actions_onehot(actions, self.info.n_actions, T1))
         net_state = state if self.q_net.uses_state else None
-        q, _, _ = self.q_net(inputs, net_state)  # [B, T+1, n, A]
+        # obs position t exists for t <= episode length: skip the rest in the global-info module
+        valid = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1) > 0  # [B, T+1]
+        q, _, _ = self.q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
         chosen_q = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
         with torch.no_grad():
-            target_q, _, _ = self.target_q_net(inputs, net_state)  # [B, T+1, n, A]
+            target_q, _, _ = self.target_q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
             select_from = q.detach() if self.algo["double_q"] else target_q
             best = select_from.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)  # [B, T+1, n, 1]
             target_max_q = target_q.gather(-1, best).squeeze(-1)  # [B, T+1, n]
@@ -130,6 +139,16 @@ class ValueDecompositionLearner(L.LightningModule):
         return out
 
     # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> ValueDecompositionLearner:
+        """Rebuild from a run folder or .ckpt; the config stored in the checkpoint is all it needs."""
+        ckpt = load_checkpoint(path)
+        hp = ckpt["hyper_parameters"]
+        learner = cls(hp["cfg"], hp["env_info"])
+        learner.load_state_dict(ckpt["state_dict"])
+        learner.on_load_checkpoint(ckpt)
+        return learner.eval()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ptde_counters"] = asdict(self.counters)
 

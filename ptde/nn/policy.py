@@ -65,16 +65,38 @@ class MultiAgentQNetwork(nn.Module):
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         return torch.zeros(batch_size, self.n_agents, self.agent.hidden_dim, device=self.agent.fc1.weight.device)
 
+    def global_distribution(
+        self, inputs: torch.Tensor, state: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ²) [B, T, n, z] of the global-information module.
+
+        With `valid` [B, T] bool, only valid timesteps are computed (padding is most of a batch
+        of short episodes); the rest hold μ = 0, σ² = 1 and are masked out by the loss.
+        """
+        if valid is None:
+            return self.global_info(inputs, state)
+        B, T, n, d = inputs.shape
+        idx = valid.reshape(-1).nonzero().squeeze(1)  # [V]
+        mu_v, var_v = self.global_info(
+            inputs.reshape(B * T, n, d)[idx].unsqueeze(0), state.reshape(B * T, -1)[idx].unsqueeze(0)
+        )  # [1, V, n, z]
+        z = mu_v.shape[-1]
+        mu = inputs.new_zeros(B * T, n, z).index_copy(0, idx, mu_v[0])
+        var = inputs.new_ones(B * T, n, z).index_copy(0, idx, var_v[0])
+        return mu.view(B, T, n, z), var.view(B, T, n, z)
+
     def forward(
         self,
         inputs: torch.Tensor,
         state: torch.Tensor | None,
         hidden: torch.Tensor | None = None,
         sample_z: bool = True,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """inputs [B, T, n, d], state [B, T, S] -> Q [B, T, n, A], hidden [B, n, H], extras.
 
         `extras` holds the global-information distribution (mu, var) when there is one.
+        z is sampled (rsample) as the authors do, also when acting greedily.
         """
         B, T, n, d = inputs.shape
         flat = inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)  # [B*n, T, d]
@@ -86,8 +108,35 @@ class MultiAgentQNetwork(nn.Module):
         if self.global_info is not None:
             if state is None:
                 raise ValueError("this policy's global-information module needs the state")
-            mu, var = self.global_info(inputs, state)  # [B, T, n, z] each
+            mu, var = self.global_distribution(inputs, state, valid)  # [B, T, n, z] each
             z = mu + var.sqrt() * torch.randn_like(mu) if sample_z else mu
             extras = {"mu": mu, "var": var}
         q = self.agent.head(h, z)  # [B, T, n, A]
         return q, h_last.view(B, n, -1), extras
+
+
+class DecentralizedQNetwork(nn.Module):
+    """Execution after distillation (`*_KD`): the student's μ'(o_i) replaces the teacher's z_i.
+
+    Its interface has no state argument at all: nothing global can reach the policy.
+    """
+
+    uses_state = False
+
+    def __init__(self, agent: RNNAgent, student: nn.Module, noise_var: float = 0.0) -> None:
+        super().__init__()
+        self.agent = agent
+        self.student = student
+        self.noise_var = noise_var  # the authors add Normal noise with σ² = var_floor; 0 = deterministic
+
+    @torch.no_grad()
+    def act(self, inputs: torch.Tensor, hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs [B, 1, n, d] -> Q [B, 1, n, A], hidden [B, n, H]."""
+        B, T, n, d = inputs.shape
+        flat = inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)
+        h, h_last = self.agent.encode(flat, None if hidden is None else hidden.reshape(B * n, -1))
+        h = h.view(B, n, T, -1).permute(0, 2, 1, 3)  # [B, T, n, H]
+        z = self.student(inputs)  # [B, T, n, z]
+        if self.noise_var > 0:
+            z = z + self.noise_var**0.5 * torch.randn_like(z)
+        return self.agent.head(h, z), h_last.view(B, n, -1)

@@ -1,0 +1,65 @@
+"""Stage-2 data: the trained teacher's knowledge μ_i paired with the agent's local input o_i.
+
+The teacher is rolled with ε-greedy exploration (ε = 0.05 by default, as the authors do) and
+every real agent step (padding excluded) becomes one row. The file is saved in the run folder
+so distillation can be re-run without re-collecting; it holds tensors only (safe to load with
+weights_only=True).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ptde.envs.base import MultiAgentEnv
+from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
+from ptde.rollout import run_episodes
+
+FILE_NAME = "teacher_dataset.pt"
+
+
+@dataclass
+class TeacherDataset:
+    inputs: torch.Tensor  # [N, d] local agent inputs o_i
+    mu: torch.Tensor  # [N, z] teacher μ_i
+    episodes: int
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"inputs": self.inputs, "mu": self.mu, "episodes": torch.tensor(self.episodes)}, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> TeacherDataset:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return cls(inputs=d["inputs"], mu=d["mu"], episodes=int(d["episodes"]))
+
+
+@torch.no_grad()
+def collect_teacher_dataset(
+    teacher: ValueDecompositionLearner, env: MultiAgentEnv, episodes: int, epsilon: float, seed: int = 0
+) -> TeacherDataset:
+    if teacher.q_net.global_info is None:
+        raise ValueError("the teacher has no global-information module (variant none): nothing to distill")
+    generator = torch.Generator().manual_seed(seed)
+    n_actions = teacher.info.n_actions
+    inputs_all, mu_all = [], []
+    done = 0
+    while done < episodes:
+        batch = run_episodes(env, teacher, n_actions, epsilon, generator)
+        take = min(batch.batch_size, episodes - done)
+        T = batch.max_t
+        # inputs at the T acting steps: obs_t ⊕ a_{t-1} ⊕ id
+        inputs = build_agent_inputs(batch.obs[:take, :T], previous_actions_onehot(batch.actions[:take], n_actions, T))
+        mu, _ = teacher.q_net.global_info(inputs, batch.state[:take, :T])  # [b, T, n, z]
+        real = batch.mask[:take] > 0  # [b, T]
+        inputs_all.append(inputs[real].reshape(-1, inputs.shape[-1]))  # [rows*n, d]
+        mu_all.append(mu[real].reshape(-1, mu.shape[-1]))
+        done += take
+    return TeacherDataset(inputs=torch.cat(inputs_all), mu=torch.cat(mu_all), episodes=episodes)

@@ -1,0 +1,67 @@
+"""`python -m ptde.distill teacher=<run folder or .ckpt>`: stage 2 (teacher data, distillation,
+centralized vs decentralized evaluation and PRR) for a finished GIU/GIP stage-1 run.
+
+The new run folder holds the teacher dataset, the student, distill/metrics.csv and a
+results.json with the teacher's stage-1 test metrics plus the stage-2 keys.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from ptde.cli import precheck
+from ptde.config import register_configs, register_entry_configs
+from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.results import update_results
+from ptde.runtime import ConfigError, resolve_checkpoint, run_dir_of, to_container
+from ptde.train import run
+
+register_configs()
+register_entry_configs()
+
+
+def stage2_config(entry: dict, teacher_ckpt: Path) -> dict:
+    """The teacher's own config with this command's seed, test episodes and distill settings."""
+    cfg = json.loads(json.dumps(ValueDecompositionLearner.from_checkpoint(teacher_ckpt).hparams["cfg"]))
+    cfg["variant"]["distill"] = entry["distill"]
+    cfg["seed"] = entry["seed"]
+    cfg["trainer"]["test_episodes"] = entry["test_episodes"]
+    cfg["trainer"]["progress_bar"] = entry["progress_bar"]
+    cfg["stage"] = "2"
+    cfg["teacher"] = str(teacher_ckpt.resolve())
+    return cfg
+
+
+@hydra.main(config_path="../conf", config_name="distill", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    entry = to_container(cfg)
+    try:
+        teacher_ckpt = resolve_checkpoint(entry["teacher"])
+        stage_cfg = stage2_config(entry, teacher_ckpt)
+        teacher_results = run_dir_of(teacher_ckpt) / "results.json"
+        if teacher_results.exists():
+            stage1 = json.loads(teacher_results.read_text())
+            keep = {k: v for k, v in stage1.items() if k.startswith("test/") or k in ("env_steps", "episodes")}
+            run_dir.mkdir(parents=True, exist_ok=True)
+            update_results(run_dir, **keep)
+        results = run(stage_cfg, run_dir)
+    except ConfigError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"ptde.distill: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(yaml.safe_dump({k: v for k, v in results.items() if k.startswith(("eval/", "distill/"))}))
+    print(f"run folder: {run_dir}")
+
+
+if __name__ == "__main__":
+    precheck("distill")
+    main()

@@ -1,0 +1,228 @@
+"""The PTDE stages as functions: stage 1 (train), stage 2 (teacher data + distillation) and the
+centralized-versus-decentralized evaluation that gives the PRR. `ptde.train`, `ptde.distill` and
+`ptde.evaluate` are thin command-line shells around these."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.loggers import CSVLogger
+
+from ptde.callbacks import EnvInteractionCallback
+from ptde.callbacks.env_interaction import test_policy
+from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.data.datamodule import ReplayDataModule
+from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
+from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
+from ptde.envs import make_env
+from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
+from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.logging import build_run_logger
+from ptde.nn.global_info import StudentModule
+from ptde.nn.policy import DecentralizedQNetwork
+from ptde.runtime import ConfigError, _Namespace, build_envs, resolve_checkpoint, run_label
+
+STUDENT_FILE = "student.pt"
+
+
+def make_trainer(cfg: dict[str, Any], callbacks: list[L.Callback]) -> L.Trainer:
+    return L.Trainer(
+        accelerator=cfg["trainer"]["accelerator"],
+        devices=1,
+        max_epochs=-1,
+        max_steps=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+
+
+# ---------------------------------------------------------------------------------- stage 1
+def train_stage1(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Train the stage-1 learner to the env-step budget; returns the final test metrics."""
+    seed = cfg["seed"]
+    L.seed_everything(seed, workers=False, verbose=False)
+    if cfg["trainer"]["torch_threads"] > 0:
+        torch.set_num_threads(cfg["trainer"]["torch_threads"])
+    train_env, test_env, info = build_envs(cfg, seed)
+    learner = ValueDecompositionLearner(cfg, info.__dict__)
+    buffer = EpisodeReplayBuffer(cfg["algo"]["buffer_size"], info)
+    datamodule = ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
+    run_logger = build_run_logger(cfg["logger"], run_dir, f"{run_label(cfg)}_{cfg['env']['name']}_seed{seed}", cfg)
+    interaction = EnvInteractionCallback(
+        train_env, test_env, buffer, cfg["algo"], cfg["trainer"], run_logger, run_dir, seed
+    )
+    trainer = make_trainer(cfg, [interaction])
+    t0 = time.time()
+    trainer.fit(learner, datamodule=datamodule)
+    wall = time.time() - t0
+    final = test_policy(test_env, learner, info.n_actions, cfg["trainer"]["test_episodes"])
+    c = learner.counters
+    run_logger.log(final, c.env_steps)
+    run_logger.finish()
+    train_env.close()
+    test_env.close()
+    return {
+        **final,
+        "env_steps": c.env_steps,
+        "episodes": c.episodes,
+        "updates": c.updates,
+        "wall_time_s": wall,
+        "collect_time_s": interaction.collect_seconds,
+    }
+
+
+# ---------------------------------------------------------------------------------- stage 2
+def check_teacher(cfg: dict[str, Any], teacher_cfg: dict[str, Any], teacher_path: Path) -> None:
+    """Refuse a teacher that cannot be distilled or does not match the requested run."""
+    if teacher_cfg["variant"]["name"] == "none":
+        raise ConfigError(
+            f"teacher {teacher_path} was trained with variant=none ({run_label(teacher_cfg)}): it has no "
+            "global-information module to distill; train one with variant=giu or variant=gip"
+        )
+    diffs = [
+        f"{key}: teacher has {teacher_cfg[group][field]!r}, this run asks for {cfg[group][field]!r}"
+        for key, group, field in (("env", "env", "name"), ("variant", "variant", "name"), ("algo", "algo", "name"))
+        if teacher_cfg[group][field] != cfg[group][field]
+    ]
+    if diffs:
+        raise ConfigError(f"teacher {teacher_path} does not match this run: " + "; ".join(diffs))
+
+
+class KeepBestStudent(L.Callback):
+    """Early stopping keeps training a little past the best validation loss; restore the best."""
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        val = trainer.callback_metrics.get("distill/val_mse")
+        if val is not None and float(val) < self.best:
+            self.best = float(val)
+            self.state = copy.deepcopy(pl_module.student.state_dict())
+
+
+def distill(
+    data: TeacherDataset, z_dim: int, distill_cfg: dict[str, Any], run_dir: Path, seed: int, progress: bool
+) -> tuple[StudentModule, dict[str, float]]:
+    L.seed_everything(seed, workers=False, verbose=False)
+    train_ds, val_ds = split_dataset(data, distill_cfg["val_fraction"], seed)
+    train_dl, val_dl = make_loaders(train_ds, val_ds, distill_cfg["batch_size"], seed)
+    module = DistillationModule(data.inputs.shape[1], z_dim, distill_cfg)
+    initial_val = evaluate_mse(module.student, val_ds)
+    keep = KeepBestStudent()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=distill_cfg["max_steps"],
+        max_epochs=-1,
+        val_check_interval=min(distill_cfg["val_interval"], distill_cfg["max_steps"]),
+        check_val_every_n_epoch=None,
+        gradient_clip_val=distill_cfg["grad_norm_clip"],
+        callbacks=[EarlyStopping("distill/val_mse", patience=distill_cfg["patience"], mode="min"), keep],
+        logger=CSVLogger(save_dir=str(run_dir), name="distill", version=""),
+        log_every_n_steps=50,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_dl, val_dl)
+    if keep.state is not None:
+        module.student.load_state_dict(keep.state)
+    student = module.student.eval()
+    return student, {
+        "distill/initial_val_mse": initial_val,
+        "distill/val_mse": evaluate_mse(student, val_ds),
+        "distill/train_mse": evaluate_mse(student, train_ds),
+        "distill/steps": float(trainer.global_step),
+        "distill/rows": float(len(data)),
+    }
+
+
+def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill_cfg: dict, var_floor: float) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "state_dict": student.state_dict(),
+            "input_dim": student.net[0].in_features,
+            "hidden_dim": student.net[0].out_features,
+            "z_dim": student.z_dim,
+            "teacher_checkpoint": str(teacher_ckpt.resolve()),
+            "student_noise": bool(distill_cfg["student_noise"]),
+            "var_floor": float(var_floor),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def load_decentralized(run_dir: Path) -> tuple[DecentralizedQNetwork, ValueDecompositionLearner]:
+    """The `*_KD` policy of a run: the teacher's agent network with the student in place of GIP."""
+    path = run_dir / "checkpoints" / STUDENT_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no distilled student at {path}; run stage 2 first (python -m ptde.distill teacher={run_dir})"
+        )
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    teacher = ValueDecompositionLearner.from_checkpoint(d["teacher_checkpoint"])
+    student = StudentModule(d["input_dim"], d["hidden_dim"], d["z_dim"])
+    student.load_state_dict(d["state_dict"])
+    noise = d["var_floor"] if d["student_noise"] else 0.0
+    return DecentralizedQNetwork(teacher.q_net.agent, student.eval(), noise).eval(), teacher
+
+
+def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:
+    """Centralized (teacher) and decentralized (student) on the same greedy test episodes; PRR."""
+    policy, teacher = load_decentralized(run_dir)
+    env = make_env(_Namespace(cfg["env"]), batch_size=min(cfg["trainer"]["test_episodes"], episodes), seed=seed)
+    metric = env.get_env_info().success_metric
+    n_actions = teacher.info.n_actions
+    env.reset(seed=seed)
+    central = test_policy(env, teacher, n_actions, episodes, prefix="eval/centralized")
+    env.reset(seed=seed)
+    decentral = test_policy(env, policy, n_actions, episodes, prefix="eval/decentralized")
+    env.close()
+    c, d = central[f"eval/centralized/{metric}"], decentral[f"eval/decentralized/{metric}"]
+    out = {
+        f"eval/centralized_{metric}": c,
+        f"eval/decentralized_{metric}": d,
+        "eval/centralized_return": central["eval/centralized/return"],
+        "eval/decentralized_return": decentral["eval/decentralized/return"],
+        "eval/prr": d / c if c > 0 else float("nan"),
+        "eval/episodes": float(episodes),
+    }
+    return out
+
+
+def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[str, Any]:
+    """Teacher data (reused if the run folder has it), distillation, then the PRR evaluation."""
+    teacher_ckpt = resolve_checkpoint(teacher)
+    learner = ValueDecompositionLearner.from_checkpoint(teacher_ckpt)
+    check_teacher(cfg, learner.hparams["cfg"], teacher_ckpt)
+    dcfg = cfg["variant"]["distill"]
+    seed = cfg["seed"]
+    data_path = run_dir / TEACHER_DATA
+    if data_path.exists():
+        data = TeacherDataset.load(data_path)
+    else:
+        env = make_env(_Namespace(cfg["env"]), batch_size=cfg["env"]["batch_size_run"], seed=seed + 20_000)
+        data = collect_teacher_dataset(learner, env, dcfg["teacher_episodes"], dcfg["teacher_epsilon"], seed)
+        env.close()
+        data.save(data_path)
+    student, stats = distill(
+        data, learner.q_net.global_info.z_dim, dcfg, run_dir, seed, progress=cfg["trainer"]["progress_bar"]
+    )
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    save_student(run_dir / "checkpoints" / STUDENT_FILE, student, teacher_ckpt, dcfg, cfg["variant"]["var_floor"])
+    evals = evaluate_both(run_dir, cfg, cfg["trainer"]["test_episodes"], seed=seed + 30_000)
+    return {**stats, **evals, "teacher": str(teacher_ckpt.resolve()), "algo_kd": f"{cfg['algo']['name']}_kd"}
