@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # torch is pinned through a constraints file on every pip call (a loose pin pulls CUDA wheels)
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -c constraints.txt
-EXTRAS ?= smax,dev
+EXTRAS ?= smax,grf,ltr,dev
 ARGS ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install demo test test-all lint train bench clean
+.PHONY: install grf demo test test-all lint train bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP_INSTALL) -q --upgrade pip wheel
 	$(PIP_INSTALL) -q torch==2.13.0
 	$(PIP_INSTALL) -q -e ".[$(EXTRAS)]"
+	@if [[ ",$(EXTRAS)," == *",grf,"* ]]; then PTDE_PIP_ARGS="-c constraints.txt" bash ptde/envs/install_grf.sh $(PY); fi
 	touch $@
+
+# the Google Research Football engine alone (built once from source, then cached outside the repo)
+grf:
+	PTDE_PIP_ARGS="-c constraints.txt" bash ptde/envs/install_grf.sh $(PY)
 
 demo: install
 	$(PY) -m ptde.train algo=qmix env=smac/3m logger=csv trainer.max_env_steps=50000 trainer.test_interval=10000 trainer.log_interval=5000 $(ARGS)

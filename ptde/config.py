@@ -15,6 +15,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from ptde.envs.football import GRFEnvConfig
+from ptde.envs.ranking import LTREnvConfig
+
 
 class ChoiceEnum(str, Enum):
     """An Enum whose str() is its value, so `${variant.name}` interpolates as `gip`."""
@@ -77,6 +80,8 @@ class ValueDecompositionConfig:
     batch_size: int = 128  # episodes per update
     buffer_size: int = 5000  # episodes
     target_update_interval: int = 200  # episodes between hard target updates
+    # episodes per length-sorted chunk of an update (0 = the whole batch at once); only speed changes
+    update_chunk: int = 32
     # exploration (epsilon-greedy, linear anneal over env steps)
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
@@ -174,6 +179,8 @@ def register_configs() -> None:
     cs.store(name="config_schema", node=Config)
     cs.store(group="schema/algo", name="value_decomposition", node=ValueDecompositionConfig)
     cs.store(group="schema/env", name="smac", node=SMACEnvConfig)
+    cs.store(group="schema/env", name="ltr", node=LTREnvConfig)
+    cs.store(group="schema/env", name="grf", node=GRFEnvConfig)
     cs.store(group="schema/variant", name="variant", node=VariantConfig)
     cs.store(group="schema/logger", name="logger", node=LoggerConfig)
     cs.store(group="schema/trainer", name="trainer", node=TrainerConfig)

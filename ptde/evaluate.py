@@ -37,7 +37,7 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
         learner = ValueDecompositionLearner.from_checkpoint(ckpt)
         policy = learner
     cfg = learner.hparams["cfg"]
-    env = make_env(_Namespace(cfg["env"]), batch_size=min(batch_size, episodes), seed=seed)
+    env = make_env(_Namespace(cfg["env"]), batch_size=min(batch_size, episodes), seed=seed, split="test")
     metrics = test_policy(env, policy, learner.info.n_actions, episodes, prefix="eval")
     env.close()
     return {

@@ -181,10 +181,17 @@ def load_decentralized(run_dir: Path) -> tuple[DecentralizedQNetwork, ValueDecom
     return DecentralizedQNetwork(teacher.q_net.agent, student.eval(), noise).eval(), teacher
 
 
+def performance_retention_ratio(decentralized: float, centralized: float) -> float:
+    """PRR = decentralized (student, `*_KD`) ÷ centralized (teacher); NaN when the teacher scores 0."""
+    return decentralized / centralized if centralized > 0 else float("nan")
+
+
 def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:
     """Centralized (teacher) and decentralized (student) on the same greedy test episodes; PRR."""
     policy, teacher = load_decentralized(run_dir)
-    env = make_env(_Namespace(cfg["env"]), batch_size=min(cfg["trainer"]["test_episodes"], episodes), seed=seed)
+    env = make_env(
+        _Namespace(cfg["env"]), batch_size=min(cfg["trainer"]["test_episodes"], episodes), seed=seed, split="test"
+    )
     metric = env.get_env_info().success_metric
     n_actions = teacher.info.n_actions
     env.reset(seed=seed)
@@ -198,7 +205,7 @@ def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) 
         f"eval/decentralized_{metric}": d,
         "eval/centralized_return": central["eval/centralized/return"],
         "eval/decentralized_return": decentral["eval/decentralized/return"],
-        "eval/prr": d / c if c > 0 else float("nan"),
+        "eval/prr": performance_retention_ratio(d, c),
         "eval/episodes": float(episodes),
     }
     return out

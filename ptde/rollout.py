@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -38,6 +38,10 @@ class EpisodeBatch:
     won: torch.Tensor  # [B] bool
     episode_return: torch.Tensor  # [B]
     length: torch.Tensor  # [B] int64
+    # each episode's numeric env info at its last step (e.g. ndcg@10), [B] each
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
+    # False for padding entries of an evaluation sweep (env info "valid" at reset)
+    valid: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -59,6 +63,7 @@ def run_episodes(
 ) -> EpisodeBatch:
     """Run B episodes to their end (all B run until the last one is done) and return them."""
     step = env.reset()
+    valid = step.info.get("valid")
     B, n, _ = step.obs.shape
     limit = env.get_env_info().episode_limit
     hidden = None
@@ -66,6 +71,7 @@ def run_episodes(
     done = torch.zeros(B, dtype=torch.bool)
     obs, states, avails, actions, rewards, terms, masks = [], [], [], [], [], [], []
     won = torch.zeros(B, dtype=torch.bool)
+    final_info: dict[str, torch.Tensor] = {}
     for _ in range(limit):
         obs.append(step.obs)
         states.append(step.state)
@@ -82,6 +88,11 @@ def run_episodes(
         terms.append(step.terminated)
         masks.append(~done)
         won |= step.won
+        newly_done = step.done & ~done
+        for key, value in step.info.items():
+            if key != "valid" and value.dtype.is_floating_point:
+                prev = final_info.get(key, torch.zeros(B, dtype=value.dtype))
+                final_info[key] = torch.where(newly_done, value, prev)
         done = done | step.done
         last_onehot = F.one_hot(a, n_actions).float()
         if bool(done.all()):
@@ -102,4 +113,6 @@ def run_episodes(
         won=won,
         episode_return=reward.sum(1),
         length=mask.sum(1).long(),
+        info=final_info,
+        valid=valid,
     )

@@ -42,7 +42,7 @@ def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgen
     """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes)."""
     env_ns = _Namespace(cfg["env"])
     train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed)
-    test_env = make_env(env_ns, batch_size=cfg["trainer"]["test_episodes"], seed=seed + 10_000)
+    test_env = make_env(env_ns, batch_size=cfg["trainer"]["test_episodes"], seed=seed + 10_000, split="test")
     return train_env, test_env, train_env.get_env_info()
 
 

@@ -37,7 +37,10 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if stage == "2" and not cfg["teacher"]:
         raise ConfigError("stage=2 needs teacher=<run folder or checkpoint of a finished stage-1 run>")
     if stage == "2" and not distills:
-        raise ConfigError("stage=2 distills a GIU/GIP teacher; this run has variant=none (use algo=<algo>_gip)")
+        raise ConfigError(
+            f"stage=2 distills a GIU/GIP teacher, but {cfg['teacher']} has variant=none: it has no global-"
+            "information module to distill; train a teacher with variant=gip (algo=qmix_gip) or variant=giu"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     update_results(

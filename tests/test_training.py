@@ -67,3 +67,26 @@ def test_evaluate_names_a_missing_checkpoint(tmp_path):
     proc = run_module("ptde.evaluate", f"checkpoint={tmp_path / 'nope'}")
     assert proc.returncode == 2
     assert "no checkpoint at" in proc.stderr
+
+
+def test_length_sorted_chunks_give_the_same_loss_and_gradients():
+    """Chunking an update by episode length only skips padding: loss and gradients are unchanged."""
+    torch.manual_seed(0)
+    cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
+    train_env, _, info = build_envs(cfg, seed=0)
+    learner = ValueDecompositionLearner(cfg, info.__dict__)
+    buffer = EpisodeReplayBuffer(64, info)
+    for _ in range(2):
+        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
+    batch = buffer.sample(16, torch.Generator().manual_seed(0))
+    grads = []
+    for chunk in (0, 5):
+        learner.algo["update_chunk"] = chunk
+        learner.zero_grad()
+        loss, _ = learner.compute_loss(batch)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in learner.q_net.parameters() if p.grad is not None]))
+    (l0, g0), (l1, g1) = grads
+    assert abs(l0 - l1) < 1e-5 * max(1.0, abs(l0))
+    for a, b in zip(g0, g1, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

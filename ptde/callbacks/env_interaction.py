@@ -29,21 +29,37 @@ def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int
 
 
 def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int, prefix: str = "test") -> dict:
-    """Greedy episodes in batches of the env's B; returns mean success, return and length."""
-    won, ret, length = [], [], []
-    while sum(len(w) for w in won) < episodes:
-        batch = run_episodes(env, policy, n_actions, epsilon=0.0)
-        won.append(batch.won.float())
-        ret.append(batch.episode_return)
-        length.append(batch.length.float())
-    won_t, ret_t, len_t = (torch.cat(x)[:episodes] for x in (won, ret, length))
+    """Greedy episodes; returns the mean success metric, return and length.
+
+    An env with `sweep_batches` (ranking: every test query once) is swept whole and `episodes`
+    is ignored; entries it marks invalid (padding of the last batch) are left out. The success
+    metric is the env's own per-episode info value when it reports one (e.g. ndcg@10), else the
+    won flag.
+    """
+    n_batches = getattr(env, "sweep_batches", None)
+    batches = []
+    while (len(batches) < n_batches) if n_batches else (sum(b.batch_size for b in batches) < episodes):
+        batches.append(run_episodes(env, policy, n_actions, epsilon=0.0))
+    keep = torch.cat([b.valid if b.valid is not None else torch.ones(b.batch_size, dtype=torch.bool) for b in batches])
+    if not n_batches:
+        keep[episodes:] = False
+
+    def mean(values: list[torch.Tensor]) -> float:
+        return torch.cat(values).float()[keep].mean().item()
+
     metric = env.get_env_info().success_metric
-    return {
-        f"{prefix}/{metric}": won_t.mean().item(),
-        f"{prefix}/return": ret_t.mean().item(),
-        f"{prefix}/return_std": ret_t.std(unbiased=False).item(),
-        f"{prefix}/ep_length": len_t.mean().item(),
-    }
+    out = {}
+    info_keys = sorted(batches[0].info) if batches[0].info else []
+    for key in info_keys:
+        out[f"{prefix}/{key}"] = mean([b.info[key] for b in batches])
+    if metric not in info_keys:
+        out[f"{prefix}/{metric}"] = mean([b.won for b in batches])
+    returns = torch.cat([b.episode_return for b in batches])[keep]
+    out[f"{prefix}/return"] = returns.mean().item()
+    out[f"{prefix}/return_std"] = returns.std(unbiased=False).item()
+    out[f"{prefix}/ep_length"] = mean([b.length for b in batches])
+    out[f"{prefix}/episodes"] = float(keep.sum())
+    return out
 
 
 def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:

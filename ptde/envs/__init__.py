@@ -9,8 +9,14 @@ from ptde.envs.base import EnvInfo, MultiAgentEnv, Step
 __all__ = ["EnvInfo", "MultiAgentEnv", "Step", "make_env"]
 
 
-def make_env(env_cfg: Any, batch_size: int, seed: int = 0) -> MultiAgentEnv:
-    """Build B parallel environments of the family the env config names."""
+FAMILIES = ("smac", "grf", "ltr")
+
+
+def make_env(env_cfg: Any, batch_size: int, seed: int = 0, split: str = "train") -> MultiAgentEnv:
+    """Build B parallel environments of the family the env config names.
+
+    `split` matters where the data has one (ranking: train or held-out test queries).
+    """
     family = env_cfg.family
     if family == "smac":
         backend = getattr(env_cfg.backend, "value", env_cfg.backend)
@@ -21,4 +27,12 @@ def make_env(env_cfg: Any, batch_size: int, seed: int = 0) -> MultiAgentEnv:
         from ptde.envs.sc2 import SC2Env  # noqa: F401  (real StarCraft II; optional)
 
         return SC2Env(env_cfg, batch_size=batch_size, seed=seed)
-    raise ValueError(f"unknown env family {family!r}; valid families: smac")
+    if family == "grf":
+        from ptde.envs.football import GRFEnv
+
+        return GRFEnv(env_cfg, batch_size=batch_size, seed=seed)
+    if family == "ltr":
+        from ptde.envs.ranking import RankingEnv
+
+        return RankingEnv(env_cfg, batch_size=batch_size, seed=seed, split=split)
+    raise ValueError(f"unknown env family {family!r}; valid families: {', '.join(FAMILIES)}")

@@ -1,7 +1,7 @@
 """Google Research Football (GRF) academy scenarios, B engines in worker processes.
 
 The official engine (gfootball 2.10.2, `ptde/envs/install_grf.sh`) is single-threaded C++ with a
-Python wrapper, so B engines run in B worker processes talking over pipes. Everything the learner
+Python wrapper, so B engines run in B worker processes (socket pairs to each). Everything the learner
 sees follows the paper's Table 8, built from the engine's `raw` observation:
 - observation of agent i: its player's absolute position and speed; every left- and right-team
   player's position and speed relative to it; the ball's absolute position; the ball-owning team
@@ -9,9 +9,11 @@ sees follows the paper's Table 8, built from the engine's `raw` observation:
 - state: per team (left then right) all absolute positions, speeds, tired factors and role
   one-hots (10 GRF roles); the ball's position, speed and rotation; the owning team one-hot and the
   owning player's index one-hot (last slot: nobody).
-Reward is GRF's team reward ("scoring": +1 when the left team scores; "scoring,checkpoints" adds
-the dense checkpoint reward) times `reward_scale`; `won` means the left team scored. All 19
-default actions are always available.
+Reward is the team's reward times `reward_scale`: "scoring" gives +1 when the left team scores
+(counted once, where PyMARL2-style wrappers sum it over agents: use reward_scale = n_agents for
+that convention); "scoring,checkpoints" adds gfootball's checkpoint rewards, which go to the
+controller of the ball carrier. `won` means the left team scored. All 19 default actions are
+always available.
 
 Stable agent identity. With k controllers on a team that has more controllable players, the engine
 picks and re-picks which players the controllers hold (measured on 30 random episodes of the stock
@@ -35,7 +37,9 @@ the rest of the batch so callers exclude it) and `restarts` counts restarts over
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import random
 import socket
@@ -264,10 +268,11 @@ def _worker_entry() -> None:
 def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward: str, seed: int) -> None:
     """One engine. Commands: ("reset", seed | None), ("step", actions [n]), ("close", None)."""
     try:
-        warnings.filterwarnings("ignore")
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        import gfootball.env as football_env
+        with contextlib.redirect_stderr(io.StringIO()):  # gym 0.25's "unmaintained" banner
+            import gfootball.env as football_env
+        warnings.filterwarnings("ignore")  # after the import: gym's logger resets the filters
 
         env = football_env.create_environment(
             env_name=_register_scenario(level, players),
@@ -291,13 +296,16 @@ def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward:
                 obs, state = featurize(raw[0], idx)
                 conn.send(("ok", (obs, state, np.asarray(active))))
             elif cmd == "step":
-                raw, rew, done, _ = env.step(route_actions(data, active, idx))
+                raw, rew, done, info = env.step(route_actions(data, active, idx))
                 active = [int(o["active"]) for o in raw]
                 obs, state = featurize(raw[0], idx)
                 score = raw[0]["score"]
                 won = bool(score[0] > score[1])
                 time_up = int(raw[0]["steps_left"]) <= 0 and score[0] == score[1]  # engine's 400 steps
-                reward = float(np.mean(rew))  # every controller gets the team reward
+                # every controller gets the scoring reward, count it once; checkpoint rewards go to
+                # the controller holding the ball carrier, add them up
+                score_reward = float(info["score_reward"])
+                reward = score_reward + float(np.sum(np.asarray(rew) - score_reward))
                 conn.send(("ok", (obs, state, reward, bool(done), won, time_up, np.asarray(active))))
             elif cmd == "close":
                 env.close()

@@ -78,6 +78,40 @@ class ValueDecompositionLearner(L.LightningModule):
         return torch.optim.Adam(params, lr=self.algo["lr"])
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Masked 0.5·TD² over the sampled episodes.
+
+        Episodes are sorted by length and processed in chunks of `update_chunk`, each cut to its
+        own longest episode: a batch of mostly short episodes then costs little more than its real
+        steps (the loss is the same as over the whole padded batch).
+        """
+        mask = batch["mask"]  # [B, T]
+        lengths = mask.sum(1)
+        chunk = self.algo["update_chunk"] or mask.shape[0]
+        order = lengths.argsort(descending=True)
+        sq_sum = mask.new_zeros(())
+        totals = {"q_taken": 0.0, "target": 0.0, "td_abs": 0.0}
+        for idx in order.split(chunk):
+            t_max = int(lengths[idx].max().item())
+            sub = {
+                k: v[idx, : t_max + 1 if k in ("obs", "state", "avail_actions") else t_max] for k, v in batch.items()
+            }
+            chunk_sq, chunk_totals = self._td_squares(sub)
+            sq_sum = sq_sum + chunk_sq
+            for k, v in chunk_totals.items():
+                totals[k] += v
+        n_steps = mask.sum()
+        loss = 0.5 * sq_sum / n_steps
+        steps = n_steps.item()
+        stats = {
+            "train/td_loss": loss.item(),
+            "train/q_taken_mean": totals["q_taken"] / (steps * self.info.n_agents),
+            "train/target_mean": totals["target"] / steps,
+            "train/td_error_abs": totals["td_abs"] / steps,
+        }
+        return loss, stats
+
+    def _td_squares(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Σ masked TD² of a batch of episodes (plus sums for the logged statistics)."""
         obs, state, avail = batch["obs"], batch["state"], batch["avail_actions"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
         terminated, mask = batch["terminated"], batch["mask"]  # [B, T]
@@ -99,15 +133,12 @@ class ValueDecompositionLearner(L.LightningModule):
             )
         chosen_tot = self.mixer(chosen_q, state[:, :-1])  # [B, T]
         td_error = (chosen_tot - targets) * mask
-        n_steps = mask.sum()
-        loss = 0.5 * td_error.pow(2).sum() / n_steps
-        stats = {
-            "train/td_loss": loss.item(),
-            "train/q_taken_mean": ((chosen_q * mask.unsqueeze(-1)).sum() / (n_steps * self.info.n_agents)).item(),
-            "train/target_mean": ((targets * mask).sum() / n_steps).item(),
-            "train/td_error_abs": (td_error.abs().sum() / n_steps).item(),
+        totals = {
+            "q_taken": (chosen_q.detach() * mask.unsqueeze(-1)).sum().item(),
+            "target": (targets * mask).sum().item(),
+            "td_abs": td_error.detach().abs().sum().item(),
         }
-        return loss, stats
+        return td_error.pow(2).sum(), totals
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch, _, _ = next(dataloader_iter)
