@@ -33,6 +33,14 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"trainer.accelerator={cfg['trainer']['accelerator']!r}; valid choices: cpu, cuda")
     if cfg["trainer"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=cpu")
+    env = cfg["env"]
+    if env["family"] == "smac" and env.get("backend") == "sc2":
+        from ptde.envs.sc2 import smac_env_factory
+
+        try:
+            smac_env_factory()
+        except ImportError as exc:
+            raise ConfigError(str(exc)) from None
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")

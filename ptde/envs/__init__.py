@@ -24,7 +24,7 @@ def make_env(env_cfg: Any, batch_size: int, seed: int = 0, split: str = "train")
             from ptde.envs.smax import SMAXEnv
 
             return SMAXEnv(env_cfg, batch_size=batch_size, seed=seed)
-        from ptde.envs.sc2 import SC2Env  # noqa: F401  (real StarCraft II; optional)
+        from ptde.envs.sc2 import SC2Env  # real StarCraft II through SMAC, when installed
 
         return SC2Env(env_cfg, batch_size=batch_size, seed=seed)
     if family == "grf":

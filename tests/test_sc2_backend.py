@@ -1,0 +1,61 @@
+"""The real-StarCraft II adapter against a stand-in of SMAC's documented API, and the start-up
+error for users without SMAC."""
+
+import functools
+
+import pytest
+import torch
+
+from conftest import run_module
+from ptde.config import SMACEnvConfig
+from ptde.envs.sc2 import SC2Env
+from sc2_standin import StandInStarCraft2Env
+
+
+def make(batch_size: int, **kw) -> SC2Env:
+    cfg = SMACEnvConfig(name="3m", episode_limit=6, backend="sc2")
+    wins = kw.pop("wins", [None] * batch_size)
+    factories = iter(functools.partial(StandInStarCraft2Env, win_at=w, **kw) for w in wins)
+    return SC2Env(cfg, batch_size, seed=0, env_factory=lambda **a: next(factories)(**a))
+
+
+def test_shapes_and_env_info_come_from_smac():
+    env = make(2)
+    info = env.get_env_info()
+    assert (info.n_agents, info.obs_dim, info.state_dim, info.n_actions, info.episode_limit) == (3, 5, 7, 9, 6)
+    s = env.reset()
+    assert s.obs.shape == (2, 3, 5) and s.state.shape == (2, 7) and s.avail_actions.shape == (2, 3, 9)
+    assert s.avail_actions.dtype == torch.bool and s.avail_actions.all()
+
+
+def test_win_termination_and_time_limit_truncation():
+    env = make(2, wins=[2, None])
+    env.reset()
+    a = torch.zeros(2, 3, dtype=torch.long)
+    s1 = env.step(a)
+    assert not s1.done.any() and s1.reward.tolist() == [1.0, 1.0]
+    s2 = env.step(a)  # env 0 wins at t=2
+    assert s2.won.tolist() == [True, False] and s2.terminated.tolist() == [True, False]
+    assert s2.reward[0].item() == 20.0
+    for _ in range(3):
+        s = env.step(a)
+        assert s.reward[0].item() == 0.0  # frozen after its end
+        assert torch.equal(s.obs[0], s2.obs[0])
+    s6 = env.step(a)  # env 1 reaches SMAC's episode limit: a time-out, not a termination
+    assert s6.truncated.tolist() == [False, True] and not s6.terminated.any() and not s6.won.any()
+    env.close()
+    assert all(e.closed for e in env.envs)
+
+
+def test_sc2_backend_without_smac_fails_at_start_up(tmp_path):
+    pytest.importorskip("jaxmarl")
+    try:
+        import smac  # noqa: F401
+
+        pytest.skip("SMAC is installed here")
+    except ImportError:
+        pass
+    proc = run_module("ptde.train", "env.backend=sc2", "logger=csv", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2
+    assert "oxwhirl/smac" in proc.stderr and "env.backend=smax" in proc.stderr and "needs neither" in proc.stderr
+    assert not (tmp_path / "r").exists()
