@@ -26,7 +26,7 @@ from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.logging import build_run_logger
 from ptde.nn.global_info import StudentModule
 from ptde.nn.policy import DecentralizedQNetwork
-from ptde.runtime import ConfigError, _Namespace, build_envs, resolve_checkpoint, run_label
+from ptde.runtime import ConfigError, _Namespace, build_envs, resolve_checkpoint, run_label, test_batch_size
 
 STUDENT_FILE = "student.pt"
 
@@ -71,14 +71,33 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     run_logger.finish()
     train_env.close()
     test_env.close()
+    refs = ranking_references(cfg, seed) if cfg["env"]["family"] == "ltr" else {}
     return {
         **final,
+        **refs,
         "env_steps": c.env_steps,
         "episodes": c.episodes,
         "updates": c.updates,
         "wall_time_s": wall,
         "collect_time_s": interaction.collect_seconds,
     }
+
+
+def ranking_references(cfg: dict[str, Any], seed: int) -> dict[str, float]:
+    """NDCG of random scores and of LightGBM's LambdaMART on the same test split, so a ranking
+    run's table shows where the MARL rankers stand (LambdaMART needs the `ltr` extra)."""
+    from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
+    from ptde.envs.ranking import prepare_ltr_data
+
+    data = prepare_ltr_data(_Namespace(cfg["env"]))
+    out = {f"reference/random/{k}": v for k, v in random_baseline(data.test.relevance, seed=seed).items()}
+    try:
+        out |= {
+            f"reference/lambdamart/{k}": v for k, v in lambdamart_baseline(data.train, data.test, seed=seed).items()
+        }
+    except ImportError:
+        pass  # lightgbm not installed: the random reference alone
+    return out
 
 
 # ---------------------------------------------------------------------------------- stage 2
@@ -189,9 +208,7 @@ def performance_retention_ratio(decentralized: float, centralized: float) -> flo
 def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:
     """Centralized (teacher) and decentralized (student) on the same greedy test episodes; PRR."""
     policy, teacher = load_decentralized(run_dir)
-    env = make_env(
-        _Namespace(cfg["env"]), batch_size=min(cfg["trainer"]["test_episodes"], episodes), seed=seed, split="test"
-    )
+    env = make_env(_Namespace(cfg["env"]), batch_size=test_batch_size(cfg["env"], episodes), seed=seed, split="test")
     metric = env.get_env_info().success_metric
     n_actions = teacher.info.n_actions
     env.reset(seed=seed)
@@ -206,7 +223,7 @@ def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) 
         "eval/centralized_return": central["eval/centralized/return"],
         "eval/decentralized_return": decentral["eval/decentralized/return"],
         "eval/prr": performance_retention_ratio(d, c),
-        "eval/episodes": float(episodes),
+        "eval/episodes": central["eval/centralized/episodes"],
     }
     return out
 

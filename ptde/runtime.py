@@ -50,8 +50,15 @@ def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgen
     """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes)."""
     env_ns = _Namespace(cfg["env"])
     train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed)
-    test_env = make_env(env_ns, batch_size=cfg["trainer"]["test_episodes"], seed=seed + 10_000, split="test")
+    test_b = test_batch_size(cfg["env"], cfg["trainer"]["test_episodes"])
+    test_env = make_env(env_ns, batch_size=test_b, seed=seed + 10_000, split="test")
     return train_env, test_env, train_env.get_env_info()
+
+
+def test_batch_size(env_cfg: dict[str, Any], episodes: int) -> int:
+    """Parallel envs for test episodes: all at once (SMAX vmaps them), unless the env caps it
+    (`test_batch_size`, e.g. GRF's engine processes)."""
+    return min(episodes, env_cfg.get("test_batch_size") or episodes)
 
 
 class _Namespace:

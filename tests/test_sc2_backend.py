@@ -5,11 +5,11 @@ import functools
 
 import pytest
 import torch
-
 from conftest import run_module
+from sc2_standin import StandInStarCraft2Env
+
 from ptde.config import SMACEnvConfig
 from ptde.envs.sc2 import SC2Env
-from sc2_standin import StandInStarCraft2Env
 
 
 def make(batch_size: int, **kw) -> SC2Env:

@@ -81,6 +81,7 @@ class GRFEnvConfig:
     episode_limit: int = MISSING  # steps before truncation (the engine's own limit is 400)
     n_agents: int = MISSING  # the first n of the scenario's agent players (SCENARIOS[name].agent_players)
     batch_size_run: int = 8  # parallel environments while training
+    test_batch_size: int = 8  # engine workers for greedy test episodes (more than the cores gains nothing)
     reward: str = "scoring"  # gfootball reward spec: scoring | scoring,checkpoints
     reward_scale: float = 1.0
     step_timeout_s: float = 30.0  # a worker silent this long on a step is treated as hung

@@ -8,7 +8,8 @@ this adapter reports that as `truncated`, like the SMAX backend, so learners boo
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
