@@ -23,7 +23,7 @@ from ptde.envs import make_env
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.pipeline import load_decentralized
 from ptde.results import write_json_atomic
-from ptde.runtime import ConfigError, _Namespace, resolve_checkpoint, run_dir_of, test_batch_size, to_container
+from ptde.runtime import ConfigError, ConfigView, resolve_checkpoint, run_dir_of, test_batch_size, to_container
 
 register_configs()
 register_entry_configs()
@@ -38,7 +38,7 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
         policy = learner
     cfg = learner.hparams["cfg"]
     env = make_env(
-        _Namespace(cfg["env"]),
+        ConfigView(cfg["env"]),
         batch_size=min(batch_size, test_batch_size(cfg["env"], episodes)),
         seed=seed,
         split="test",

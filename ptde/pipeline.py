@@ -26,7 +26,7 @@ from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.logging import build_run_logger
 from ptde.nn.global_info import StudentModule
 from ptde.nn.policy import DecentralizedQNetwork
-from ptde.runtime import ConfigError, _Namespace, build_envs, resolve_checkpoint, run_label, test_batch_size
+from ptde.runtime import ConfigError, ConfigView, build_envs, resolve_checkpoint, run_label, test_batch_size
 
 STUDENT_FILE = "student.pt"
 
@@ -89,7 +89,7 @@ def ranking_references(cfg: dict[str, Any], seed: int) -> dict[str, float]:
     from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
     from ptde.envs.ranking import prepare_ltr_data
 
-    data = prepare_ltr_data(_Namespace(cfg["env"]))
+    data = prepare_ltr_data(ConfigView(cfg["env"]))
     out = {f"reference/random/{k}": v for k, v in random_baseline(data.test.relevance, seed=seed).items()}
     try:
         out |= {
@@ -208,7 +208,7 @@ def performance_retention_ratio(decentralized: float, centralized: float) -> flo
 def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:
     """Centralized (teacher) and decentralized (student) on the same greedy test episodes; PRR."""
     policy, teacher = load_decentralized(run_dir)
-    env = make_env(_Namespace(cfg["env"]), batch_size=test_batch_size(cfg["env"], episodes), seed=seed, split="test")
+    env = make_env(ConfigView(cfg["env"]), batch_size=test_batch_size(cfg["env"], episodes), seed=seed, split="test")
     metric = env.get_env_info().success_metric
     n_actions = teacher.info.n_actions
     env.reset(seed=seed)
@@ -239,7 +239,7 @@ def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[
     if data_path.exists():
         data = TeacherDataset.load(data_path)
     else:
-        env = make_env(_Namespace(cfg["env"]), batch_size=cfg["env"]["batch_size_run"], seed=seed + 20_000)
+        env = make_env(ConfigView(cfg["env"]), batch_size=cfg["env"]["batch_size_run"], seed=seed + 20_000)
         data = collect_teacher_dataset(learner, env, dcfg["teacher_episodes"], dcfg["teacher_epsilon"], seed)
         env.close()
         data.save(data_path)

@@ -48,7 +48,7 @@ def validate(cfg: dict[str, Any]) -> None:
 
 def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgentEnv, EnvInfo]:
     """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes)."""
-    env_ns = _Namespace(cfg["env"])
+    env_ns = ConfigView(cfg["env"])
     train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed)
     test_b = test_batch_size(cfg["env"], cfg["trainer"]["test_episodes"])
     test_env = make_env(env_ns, batch_size=test_b, seed=seed + 10_000, split="test")
@@ -61,12 +61,12 @@ def test_batch_size(env_cfg: dict[str, Any], episodes: int) -> int:
     return min(episodes, env_cfg.get("test_batch_size") or episodes)
 
 
-class _Namespace:
+class ConfigView:
     """Attribute access over a plain config dict (env adapters read `cfg.name`, `cfg.family`...)."""
 
     def __init__(self, d: dict[str, Any]) -> None:
         for k, v in d.items():
-            setattr(self, k, _Namespace(v) if isinstance(v, dict) else v)
+            setattr(self, k, ConfigView(v) if isinstance(v, dict) else v)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -90,3 +90,15 @@ def test_length_sorted_chunks_give_the_same_loss_and_gradients():
     assert abs(l0 - l1) < 1e-5 * max(1.0, abs(l0))
     for a, b in zip(g0, g1, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_seed_sweep_with_the_joblib_launcher_writes_one_folder_per_run(tmp_path):
+    proc = run_module(
+        "ptde.train", "-m", "hydra/launcher=joblib", "seed=0,1", "logger=none", "trainer.max_env_steps=300",
+        "trainer.test_episodes=4", "trainer.test_interval=300", "algo.batch_size=8", "trainer.progress_bar=false",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for seed in (0, 1):
+        results = json.loads((tmp_path / f"qmix_none_3m_seed{seed}" / "results.json").read_text())
+        assert results["status"] == "finished" and results["seed"] == seed
