@@ -118,8 +118,12 @@ class ValueDecompositionLearner(L.LightningModule):
         T1 = obs.shape[1]
         inputs = build_agent_inputs(obs, previous_actions_onehot(actions, self.info.n_actions, T1))
         net_state = state if self.q_net.uses_state else None
-        # obs position t exists for t <= episode length: skip the rest in the global-info module
-        valid = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1) > 0  # [B, T+1]
+        # positions the loss reads: where an agent acts (mask), and after a step that bootstraps
+        # (not terminated); the global-info module skips the rest (padding, terminal observations)
+        zeros = torch.zeros_like(mask[:, :1])
+        acting = torch.cat([mask, zeros], dim=1)  # [B, T+1]
+        bootstrap = torch.cat([zeros, mask * (1.0 - terminated)], dim=1)  # [B, T+1]
+        valid = (acting + bootstrap) > 0
         q, _, _ = self.q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
         chosen_q = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
         with torch.no_grad():
