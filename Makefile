@@ -44,7 +44,7 @@ train: install
 	$(PY) -m ptde.train $(ARGS)
 
 bench: install
-	$(PY) -m ptde.bench $(ARGS)
+	$(PY) -m ptde.bench --grf $(ARGS)
 
 clean:
 	rm -rf outputs/2* outputs/multirun bench/ .pytest_cache .ruff_cache

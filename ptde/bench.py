@@ -1,4 +1,4 @@
-"""`python -m ptde.bench` (`make bench`): throughput on this machine -> bench/results.json.
+"""`python -m ptde.bench [--grf]` (`make bench`): throughput on this machine -> bench/results.json.
 
 Measures, per SMAX map: env steps per second of collection alone (B = 8 parallel episodes, the
 policy's forward included, ε = 1), learner updates per second (batch 128 episodes of real
@@ -61,6 +61,7 @@ def bench_map(map_name: str, repeats: int) -> dict[str, float]:
     learners = {v: ValueDecompositionLearner(make_cfg(map_name, v), info.__dict__) for v in ("none", "gip")}
     plain = learners["none"]
     buffer = EpisodeReplayBuffer(256, info)
+    run_episodes(env, plain, info.n_actions, epsilon=1.0)  # compile the SMAX step first
     t = time.perf_counter()
     steps = 0
     while len(buffer) < 128:
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--maps", nargs="+", default=["3m", "5m_vs_6m"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--grf", action="store_true", help="also GRF env steps/s for B = 1, 2, 4 (needs gfootball)")
+    parser.add_argument("--grf-steps", type=int, default=300)
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
@@ -141,6 +144,13 @@ def main() -> None:
     }.items():
         results["gip_ratio"][name] = bench_gip_ratio(**shape, repeats=args.repeats)
         print(name, results["gip_ratio"][name])
+    if args.grf:
+        from ptde.envs.football import SCENARIOS, benchmark_football
+
+        results["grf_env_steps_per_s"] = {
+            name: {f"B={b}": benchmark_football(name, b, args.grf_steps) for b in (1, 2, 4)} for name in SCENARIOS
+        }
+        print(json.dumps(results["grf_env_steps_per_s"], indent=1))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -66,7 +66,7 @@ def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:
     """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(str(tmp))
+    trainer.save_checkpoint(str(tmp), weights_only=False)  # full state: optimizer and loops too
     os.replace(tmp, path)
 
 

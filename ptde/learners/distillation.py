@@ -61,9 +61,7 @@ def evaluate_mse(student: StudentModule, ds: TensorDataset, batch_size: int = 81
     return total / max(rows, 1)
 
 
-def make_loaders(
-    train: TensorDataset, val: TensorDataset, batch_size: int, seed: int
-) -> tuple[DataLoader, DataLoader]:
+def make_loaders(train: TensorDataset, val: TensorDataset, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
     """Batches are drawn as index lists and gathered in one indexing op per tensor (per-row
     collation of 1000 rows costs more than the student's update)."""
     g = torch.Generator().manual_seed(seed)
