@@ -8,7 +8,7 @@ from conftest import CONF, compose_cfg, run_module
 
 ALGOS = sorted(p.stem for p in (CONF / "algo").glob("*.yaml"))
 SMAC_MAPS = sorted(p.stem for p in (CONF / "env" / "smac").glob("*.yaml"))
-ENVS = [f"smac/{m}" for m in SMAC_MAPS]
+ENVS = sorted(str(p.relative_to(CONF / "env").with_suffix("")) for p in (CONF / "env").rglob("*.yaml"))
 SMAC_LIMITS = {
     "3m": 60, "2s3z": 120, "3s_vs_5z": 250, "5m_vs_6m": 70,
     "3s5z_vs_3s6z": 170, "6h_vs_8z": 150, "3s_vs_8z": 250, "3s5z_vs_3s7z": 170,
@@ -16,7 +16,7 @@ SMAC_LIMITS = {
 
 
 def test_the_issue_s_groups_exist():
-    assert {"qmix", "vdn"} <= set(ALGOS)
+    assert {"qmix", "vdn", "qmix_giu", "qmix_gip", "vdn_giu", "vdn_gip"} <= set(ALGOS)
     assert set(SMAC_LIMITS) <= set(SMAC_MAPS)
 
 
@@ -24,13 +24,23 @@ def test_the_issue_s_groups_exist():
 def test_every_algo_env_pair_composes(algo, env):
     cfg = compose_cfg(f"algo={algo}", f"env={env}")
     assert cfg["algo"]["name"] == algo.split("_")[0]
-    assert cfg["env"]["name"] == env.split("/")[1]
-    assert cfg["env"]["episode_limit"] == SMAC_LIMITS[cfg["env"]["name"]]
+    assert cfg["variant"]["name"] == (algo.split("_")[1] if "_" in algo else "none")
+    family, name = env.split("/")
+    assert cfg["env"]["family"] == family and cfg["env"]["name"] == name
+    if family == "smac":
+        assert cfg["env"]["episode_limit"] == SMAC_LIMITS[name]
+    elif family == "ltr":
+        assert cfg["env"]["episode_limit"] == 1  # one query, one joint action
     # the paper's Table 7 values are the defaults
     a = cfg["algo"]
     assert (a["lr"], a["td_lambda"], a["batch_size"], a["buffer_size"]) == (1e-3, 0.6, 128, 5000)
     assert (a["target_update_interval"], a["epsilon_anneal_time"], a["epsilon_finish"]) == (200, 100_000, 0.05)
     assert cfg["env"]["batch_size_run"] == 8 and cfg["trainer"]["test_episodes"] == 32
+
+
+def test_all_benchmark_families_are_configured():
+    assert {e.split("/")[0] for e in ENVS} == {"smac", "grf", "ltr"}
+    assert len([e for e in ENVS if e.startswith("grf/")]) == 5
 
 
 def test_mixers_follow_the_algo():
@@ -59,3 +69,9 @@ def test_bad_choice_fails_at_start_up_naming_valid_choices(tmp_path, override, e
     for text in expect:
         assert text in proc.stderr + proc.stdout, (text, proc.stderr[-2000:])
     assert _no_run_folder(tmp_path)
+
+
+def test_algo_gip_equals_algo_plus_variant_gip():
+    assert compose_cfg("algo=qmix_gip") == compose_cfg("algo=qmix", "variant=gip")
+    assert compose_cfg("algo=vdn_giu") == compose_cfg("algo=vdn", "variant=giu")
+    assert compose_cfg("algo=qmix_gip", "variant=none") == compose_cfg("algo=qmix")
