@@ -51,8 +51,6 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Train the stage-1 learner to the env-step budget; returns the final test metrics."""
     seed = cfg["seed"]
     L.seed_everything(seed, workers=False, verbose=False)
-    if cfg["trainer"]["torch_threads"] > 0:
-        torch.set_num_threads(cfg["trainer"]["torch_threads"])
     train_env, test_env, info = build_envs(cfg, seed)
     learner = ValueDecompositionLearner(cfg, info.__dict__)
     buffer = EpisodeReplayBuffer(cfg["algo"]["buffer_size"], info)

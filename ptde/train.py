@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -41,6 +42,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             f"stage=2 distills a GIU/GIP teacher, but {cfg['teacher']} has variant=none: it has no global-"
             "information module to distill; train a teacher with variant=gip (algo=qmix_gip) or variant=giu"
         )
+    if cfg["trainer"]["torch_threads"] > 0:
+        torch.set_num_threads(cfg["trainer"]["torch_threads"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     update_results(
