@@ -35,7 +35,7 @@ def test_every_algo_env_pair_composes(algo, env):
     a = cfg["algo"]
     assert (a["lr"], a["td_lambda"], a["batch_size"], a["buffer_size"]) == (1e-3, 0.6, 128, 5000)
     assert (a["target_update_interval"], a["epsilon_anneal_time"], a["epsilon_finish"]) == (200, 100_000, 0.05)
-    assert cfg["env"]["batch_size_run"] == 8 and cfg["trainer"]["test_episodes"] == 32
+    assert cfg["env"]["batch_size_run"] == (32 if family == "ltr" else 8) and cfg["trainer"]["test_episodes"] == 32
 
 
 def test_all_benchmark_families_are_configured():
