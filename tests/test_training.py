@@ -13,16 +13,21 @@ from ptde.rollout import run_episodes
 from ptde.runtime import build_envs
 
 
-def test_learner_fits_a_fixed_batch_of_real_episodes():
-    """With the targets frozen, repeated updates on one batch must drive the TD loss down."""
+def learner_and_real_batch() -> tuple[ValueDecompositionLearner, dict[str, torch.Tensor]]:
+    """An untrained QMIX learner on SMAX 3m and 16 of its own random-policy episodes."""
     torch.manual_seed(0)
-    cfg = compose_cfg("env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
+    cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
     train_env, _, info = build_envs(cfg, seed=0)
     learner = ValueDecompositionLearner(cfg, info.__dict__)
     buffer = EpisodeReplayBuffer(64, info)
     for _ in range(2):
         buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    batch = buffer.sample(16, torch.Generator().manual_seed(0))
+    return learner, buffer.sample(16, torch.Generator().manual_seed(0))
+
+
+def test_learner_fits_a_fixed_batch_of_real_episodes():
+    """With the targets frozen, repeated updates on one batch must drive the TD loss down."""
+    learner, batch = learner_and_real_batch()
     opt = torch.optim.Adam(list(learner.q_net.parameters()) + list(learner.mixer.parameters()), lr=1e-3)
     losses = []
     for _ in range(60):
@@ -71,14 +76,7 @@ def test_evaluate_names_a_missing_checkpoint(tmp_path):
 
 def test_length_sorted_chunks_give_the_same_loss_and_gradients():
     """Chunking an update by episode length only skips padding: loss and gradients are unchanged."""
-    torch.manual_seed(0)
-    cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
-    train_env, _, info = build_envs(cfg, seed=0)
-    learner = ValueDecompositionLearner(cfg, info.__dict__)
-    buffer = EpisodeReplayBuffer(64, info)
-    for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    batch = buffer.sample(16, torch.Generator().manual_seed(0))
+    learner, batch = learner_and_real_batch()
     grads = []
     for chunk in (0, 5):
         learner.algo["update_chunk"] = chunk
