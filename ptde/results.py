@@ -18,10 +18,15 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "results.json").read_text())
 
 
-def update_results(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge fields into results.json (creating it), so each stage adds its own keys."""
+def update_results(run_dir: Path, fresh: bool = False, **fields: Any) -> dict[str, Any]:
+    """Merge fields into results.json (creating it), so each stage adds its own keys.
+
+    A field given as None is removed; `fresh` starts the file over (a run that trains stage 1).
+    """
     path = run_dir / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data = json.loads(path.read_text()) if path.exists() and not fresh else {}
     data.update(fields)
+    for key in [k for k, v in fields.items() if v is None]:
+        del data[key]
     write_json_atomic(path, data)
     return data

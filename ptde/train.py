@@ -48,7 +48,9 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     update_results(
         run_dir,
+        fresh=stage != "2",  # a stage-2 re-run keeps the stage-1 keys already in the folder
         status="running",
+        reason=None,
         algo=run_label(cfg),
         env=cfg["env"]["name"],
         env_family=cfg["env"]["family"],

@@ -100,3 +100,12 @@ def test_seed_sweep_with_the_joblib_launcher_writes_one_folder_per_run(tmp_path)
     for seed in (0, 1):
         results = json.loads((tmp_path / f"qmix_none_3m_seed{seed}" / "results.json").read_text())
         assert results["status"] == "finished" and results["seed"] == seed
+
+
+def test_results_json_merges_stages_and_drops_stale_keys(tmp_path):
+    from ptde.results import update_results
+
+    update_results(tmp_path, status="failed", reason="SIGTERM", **{"test/win_rate": 0.5})
+    r = update_results(tmp_path, status="finished", reason=None, **{"eval/prr": 0.9})
+    assert r == {"status": "finished", "test/win_rate": 0.5, "eval/prr": 0.9}
+    assert update_results(tmp_path, fresh=True, status="running") == {"status": "running"}
