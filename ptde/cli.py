@@ -48,9 +48,8 @@ def _valid_keys(config_name: str, overrides: list[str], parent: str) -> list[str
 
 
 def precheck(config_name: str, argv: list[str] | None = None) -> None:
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
-    if any(a.startswith("hydra") for a in args) or "--help" in sys.argv or "--hydra-help" in sys.argv:
-        args = [a for a in args if not a.startswith("hydra")]
+    # flags (-m, --help, ...) and Hydra's own settings are Hydra's business, not the run config's
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith(("-", "hydra"))]
     try:
         overrides = _first_values(args)
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
