@@ -109,3 +109,19 @@ def test_results_json_merges_stages_and_drops_stale_keys(tmp_path):
     r = update_results(tmp_path, status="finished", reason=None, **{"eval/prr": 0.9})
     assert r == {"status": "finished", "test/win_rate": 0.5, "eval/prr": 0.9}
     assert update_results(tmp_path, fresh=True, status="running") == {"status": "running"}
+
+
+def test_wandb_logger_writes_an_offline_run(tmp_path, monkeypatch):
+    """logger=wandb with no API key configured logs offline into the run folder (real wandb)."""
+    run_dir = tmp_path / "wb"
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    proc = run_module(
+        "ptde.train", "logger=wandb", "trainer.max_env_steps=300", "trainer.test_episodes=4",
+        "trainer.test_interval=300", "algo.batch_size=8", "trainer.progress_bar=false", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    assert (run_dir / "metrics.csv").read_text().count("\n") >= 2  # the CSV log is written as well
