@@ -125,3 +125,12 @@ def test_wandb_logger_writes_an_offline_run(tmp_path, monkeypatch):
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
     assert (run_dir / "metrics.csv").read_text().count("\n") >= 2  # the CSV log is written as well
+
+
+def test_non_finite_loss_stops_the_run_as_failed(tmp_path, tiny_overrides):
+    run_dir = tmp_path / "nan"
+    proc = run_module("ptde.train", *tiny_overrides, "env.reward_scale=nan", f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "failed"
+    assert "non-finite TD loss" in results["reason"] and "env_steps" not in results

@@ -148,6 +148,13 @@ class ValueDecompositionLearner(L.LightningModule):
         batch, _, _ = next(dataloader_iter)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         loss, stats = self.compute_loss(batch)
+        if not torch.isfinite(loss):
+            c = self.counters
+            raise FloatingPointError(
+                f"non-finite TD loss ({loss.item()}) at update {c.updates + 1}, env step {c.env_steps}: the run "
+                "stops before the parameters change, so checkpoints/last.ckpt is the last good state. Check the "
+                "env's rewards (env.reward_scale) and algo.lr."
+            )
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
