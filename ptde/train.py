@@ -79,8 +79,7 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     container = to_container(cfg)
     try:
-        validate(container)
-        results = run(container, run_dir)
+        results = run(container, run_dir)  # validates the config before anything is written
     except ConfigError as exc:
         if not (run_dir / "results.json").exists() or container["stage"] == "2":
             # nothing of this run exists but Hydra's own folder: leave no half-written run behind

@@ -44,8 +44,13 @@ class RNNAgent(nn.Module):
         self.rnn = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
         self.head = QHead(hidden_dim, n_actions, z_dim)
 
-    def encode(self, inputs: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [N, T, d], h0 [N, H] -> h [N, T, H], h_T [N, H]."""
-        x = torch.relu(self.fc1(inputs))  # [N, T, H]
-        h, h_last = self.rnn(x, None if h0 is None else h0.unsqueeze(0).contiguous())
-        return h, h_last.squeeze(0)
+    def encode(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs [B, T, n, d], hidden [B, n, H] -> h [B, T, n, H], h_T [B, n, H].
+
+        The n agents share the network: their histories run as B*n sequences of the GRU.
+        """
+        B, T, n, d = inputs.shape
+        x = torch.relu(self.fc1(inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)))  # [B*n, T, H]
+        h0 = None if hidden is None else hidden.reshape(1, B * n, -1).contiguous()
+        h, h_last = self.rnn(x, h0)
+        return h.view(B, n, T, -1).permute(0, 2, 1, 3), h_last.view(B, n, -1)

@@ -98,11 +98,7 @@ class MultiAgentQNetwork(nn.Module):
         `extras` holds the global-information distribution (mu, var) when there is one.
         z is sampled (rsample) as the authors do, also when acting greedily.
         """
-        B, T, n, d = inputs.shape
-        flat = inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)  # [B*n, T, d]
-        h0 = None if hidden is None else hidden.reshape(B * n, -1)
-        h, h_last = self.agent.encode(flat, h0)
-        h = h.view(B, n, T, -1).permute(0, 2, 1, 3)  # [B, T, n, H]
+        h, h_last = self.agent.encode(inputs, hidden)  # [B, T, n, H], [B, n, H]
         extras: dict[str, torch.Tensor] = {}
         z = None
         if self.global_info is not None:
@@ -112,7 +108,7 @@ class MultiAgentQNetwork(nn.Module):
             z = mu + var.sqrt() * torch.randn_like(mu) if sample_z else mu
             extras = {"mu": mu, "var": var}
         q = self.agent.head(h, z)  # [B, T, n, A]
-        return q, h_last.view(B, n, -1), extras
+        return q, h_last, extras
 
 
 class DecentralizedQNetwork(nn.Module):
@@ -132,11 +128,8 @@ class DecentralizedQNetwork(nn.Module):
     @torch.no_grad()
     def act(self, inputs: torch.Tensor, hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs [B, 1, n, d] -> Q [B, 1, n, A], hidden [B, n, H]."""
-        B, T, n, d = inputs.shape
-        flat = inputs.permute(0, 2, 1, 3).reshape(B * n, T, d)
-        h, h_last = self.agent.encode(flat, None if hidden is None else hidden.reshape(B * n, -1))
-        h = h.view(B, n, T, -1).permute(0, 2, 1, 3)  # [B, T, n, H]
+        h, h_last = self.agent.encode(inputs, hidden)  # [B, 1, n, H], [B, n, H]
         z = self.student(inputs)  # [B, T, n, z]
         if self.noise_var > 0:
             z = z + self.noise_var**0.5 * torch.randn_like(z)
-        return self.agent.head(h, z), h_last.view(B, n, -1)
+        return self.agent.head(h, z), h_last
