@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from ptde.cli import precheck
 from ptde.config import register_configs, register_entry_configs
-from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.learners import load_learner
 from ptde.results import update_results
 from ptde.runtime import ConfigError, resolve_checkpoint, run_dir_of, to_container
 from ptde.train import run
@@ -30,7 +30,7 @@ register_entry_configs()
 
 def stage2_config(entry: dict, teacher_ckpt: Path) -> dict:
     """The teacher's own config with this command's seed, test episodes and distill settings."""
-    cfg = json.loads(json.dumps(ValueDecompositionLearner.from_checkpoint(teacher_ckpt).hparams["cfg"]))
+    cfg = json.loads(json.dumps(load_learner(teacher_ckpt).hparams["cfg"]))
     cfg["variant"]["distill"] = entry["distill"]
     cfg["seed"] = entry["seed"]
     cfg["trainer"]["test_episodes"] = entry["test_episodes"]

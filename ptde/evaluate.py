@@ -20,7 +20,7 @@ from ptde.callbacks.env_interaction import test_policy
 from ptde.cli import precheck
 from ptde.config import register_configs, register_entry_configs
 from ptde.envs import make_env
-from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.learners import load_learner
 from ptde.pipeline import load_decentralized
 from ptde.results import write_json_atomic
 from ptde.runtime import ConfigError, ConfigView, resolve_checkpoint, run_dir_of, test_batch_size, to_container
@@ -34,7 +34,7 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
     if mode == "decentralized":
         policy, learner = load_decentralized(run_dir_of(ckpt))
     else:
-        learner = ValueDecompositionLearner.from_checkpoint(ckpt)
+        learner = load_learner(ckpt)
         policy = learner
     cfg = learner.hparams["cfg"]
     env = make_env(

@@ -16,16 +16,14 @@ from lightning.pytorch.loggers import CSVLogger
 
 from ptde.callbacks import EnvInteractionCallback
 from ptde.callbacks.env_interaction import test_policy
-from ptde.data.buffer import EpisodeReplayBuffer
-from ptde.data.datamodule import ReplayDataModule
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
+from ptde.learners import build_learner, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
-from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.logging import build_run_logger
 from ptde.nn.global_info import StudentModule
-from ptde.nn.policy import DecentralizedQNetwork
+from ptde.rollout import Actor
 from ptde.runtime import ConfigError, ConfigView, build_envs, resolve_checkpoint, run_label, test_batch_size
 
 STUDENT_FILE = "student.pt"
@@ -52,9 +50,8 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     seed = cfg["seed"]
     L.seed_everything(seed, workers=False, verbose=False)
     train_env, test_env, info = build_envs(cfg, seed)
-    learner = ValueDecompositionLearner(cfg, info.__dict__)
-    buffer = EpisodeReplayBuffer(cfg["algo"]["buffer_size"], info)
-    datamodule = ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
+    learner = build_learner(cfg, info.__dict__)
+    buffer, datamodule = learner.build_data(cfg, info, seed)
     run_logger = build_run_logger(cfg["logger"], run_dir, f"{run_label(cfg)}_{cfg['env']['name']}_seed{seed}", cfg)
     interaction = EnvInteractionCallback(
         train_env, test_env, buffer, cfg["algo"], cfg["trainer"], run_logger, run_dir, seed
@@ -183,7 +180,7 @@ def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill
     tmp.replace(path)
 
 
-def load_decentralized(run_dir: Path) -> tuple[DecentralizedQNetwork, ValueDecompositionLearner]:
+def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:
     """The `*_KD` policy of a run: the teacher's agent network with the student in place of GIP."""
     path = run_dir / "checkpoints" / STUDENT_FILE
     if not path.is_file():
@@ -191,11 +188,11 @@ def load_decentralized(run_dir: Path) -> tuple[DecentralizedQNetwork, ValueDecom
             f"no distilled student at {path}; run stage 2 first (python -m ptde.distill teacher={run_dir})"
         )
     d = torch.load(path, map_location="cpu", weights_only=True)
-    teacher = ValueDecompositionLearner.from_checkpoint(d["teacher_checkpoint"])
+    teacher = load_learner(d["teacher_checkpoint"])
     student = StudentModule(d["input_dim"], d["hidden_dim"], d["z_dim"])
     student.load_state_dict(d["state_dict"])
     noise = d["var_floor"] if d["student_noise"] else 0.0
-    return DecentralizedQNetwork(teacher.q_net.agent, student.eval(), noise).eval(), teacher
+    return teacher.decentralized_policy(student.eval(), noise), teacher
 
 
 def performance_retention_ratio(decentralized: float, centralized: float) -> float:
@@ -229,7 +226,7 @@ def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) 
 def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[str, Any]:
     """Teacher data (reused if the run folder has it), distillation, then the PRR evaluation."""
     teacher_ckpt = resolve_checkpoint(teacher)
-    learner = ValueDecompositionLearner.from_checkpoint(teacher_ckpt)
+    learner = load_learner(teacher_ckpt)
     check_teacher(cfg, learner.hparams["cfg"], teacher_ckpt)
     dcfg = cfg["variant"]["distill"]
     seed = cfg["seed"]
@@ -242,7 +239,7 @@ def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[
         env.close()
         data.save(data_path)
     student, stats = distill(
-        data, learner.q_net.global_info.z_dim, dcfg, run_dir, seed, progress=cfg["trainer"]["progress_bar"]
+        data, learner.global_info.z_dim, dcfg, run_dir, seed, progress=cfg["trainer"]["progress_bar"]
     )
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_student(run_dir / "checkpoints" / STUDENT_FILE, student, teacher_ckpt, dcfg, cfg["variant"]["var_floor"])

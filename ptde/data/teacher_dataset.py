@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning as L
 import torch
 
 from ptde.envs.base import MultiAgentEnv
-from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
 from ptde.rollout import run_episodes
 
@@ -43,9 +43,9 @@ class TeacherDataset:
 
 @torch.no_grad()
 def collect_teacher_dataset(
-    teacher: ValueDecompositionLearner, env: MultiAgentEnv, episodes: int, epsilon: float, seed: int = 0
+    teacher: L.LightningModule, env: MultiAgentEnv, episodes: int, epsilon: float, seed: int = 0
 ) -> TeacherDataset:
-    if teacher.q_net.global_info is None:
+    if teacher.global_info is None:
         raise ValueError("the teacher has no global-information module (variant none): nothing to distill")
     generator = torch.Generator().manual_seed(seed)
     n_actions = teacher.info.n_actions
@@ -57,7 +57,7 @@ def collect_teacher_dataset(
         T = batch.max_t
         # inputs at the T acting steps: obs_t ⊕ a_{t-1} ⊕ id
         inputs = build_agent_inputs(batch.obs[:take, :T], previous_actions_onehot(batch.actions[:take], n_actions, T))
-        mu, _ = teacher.q_net.global_info(inputs, batch.state[:take, :T])  # [b, T, n, z]
+        mu, _ = teacher.global_info(inputs, batch.state[:take, :T])  # [b, T, n, z]
         real = batch.mask[:take] > 0  # [b, T]
         inputs_all.append(inputs[real].reshape(-1, inputs.shape[-1]))  # [rows*n, d]
         mu_all.append(mu[real].reshape(-1, mu.shape[-1]))

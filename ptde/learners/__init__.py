@@ -1,1 +1,46 @@
-"""LightningModules: stage-1 learners and the stage-2 distillation."""
+"""Stage-1 learners and the one place that picks one from a config (`algo.learner`).
+
+Every stage-1 learner is a LightningModule with the same small surface, so the env-interaction
+callback, the pipeline, stage 2 and evaluation never branch on the algorithm:
+
+- `counters` (RunCounters), `pending_metrics`, `pop_metrics()`;
+- `act(inputs, hidden[, state])` for rollouts (see `ptde.rollout.Actor`), `uses_state`, `info`;
+- `build_data(cfg, info, seed) -> (buffer, datamodule)`: where its training batches come from;
+- `global_info` (the GIU/GIP module or None) and `decentralized_policy(student, noise_var)`,
+  which stage 2 uses to build the `*_KD` actor;
+- `from_checkpoint(path)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from ptde.runtime import ConfigError, load_checkpoint
+
+
+def learner_registry() -> dict[str, type[L.LightningModule]]:
+    """`algo.learner` value -> LightningModule class (imported lazily: modules import each other)."""
+    from ptde.learners.value_decomposition import ValueDecompositionLearner
+
+    return {"value_decomposition": ValueDecompositionLearner}
+
+
+def learner_class(cfg: dict[str, Any]) -> type[L.LightningModule]:
+    registry = learner_registry()
+    name = str(cfg["algo"]["learner"])
+    if name not in registry:
+        raise ConfigError(f"algo.learner={name!r} is not a learner; valid choices: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def build_learner(cfg: dict[str, Any], env_info: dict[str, Any]) -> L.LightningModule:
+    return learner_class(cfg)(cfg, env_info)
+
+
+def load_learner(path: str | Path) -> L.LightningModule:
+    """Rebuild any stage-1 learner from a run folder or .ckpt (its config travels inside)."""
+    ckpt = load_checkpoint(path)
+    return learner_class(ckpt["hyper_parameters"]["cfg"]).from_checkpoint(path)

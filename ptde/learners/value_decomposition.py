@@ -17,11 +17,13 @@ from typing import Any
 import lightning as L
 import torch
 
+from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.data.datamodule import ReplayDataModule
 from ptde.envs.base import EnvInfo
 from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
-from ptde.nn.policy import MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
+from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
 from ptde.runtime import load_checkpoint
 
 
@@ -57,6 +59,22 @@ class ValueDecompositionLearner(L.LightningModule):
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.counters = RunCounters()
         self.pending_metrics: dict[str, list[float]] = {}
+
+    @staticmethod
+    def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[EpisodeReplayBuffer, ReplayDataModule]:
+        """Off-policy: a FIFO replay of whole episodes, sampled uniformly each update."""
+        buffer = EpisodeReplayBuffer(cfg["algo"]["buffer_size"], info)
+        return buffer, ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
+
+    # ------------------------------------------------------------------ PTDE stage 2
+    @property
+    def global_info(self) -> torch.nn.Module | None:
+        """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
+        return self.q_net.global_info
+
+    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> DecentralizedQNetwork:
+        """`*_KD` execution: this learner's agent network with the student in place of GIU/GIP."""
+        return DecentralizedQNetwork(self.q_net.agent, student, noise_var).eval()
 
     # ------------------------------------------------------------------ acting
     @property
