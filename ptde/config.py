@@ -158,6 +158,9 @@ class TrainerConfig:
     progress_bar: bool = True
     accelerator: str = "cpu"  # torch device for the learner: cpu | cuda
     torch_threads: int = 0  # 0 keeps torch's default
+    # keep the replay buffer in every checkpoint, so a resumed off-policy run continues exactly
+    # (large: up to buffer_size episodes); without it a resumed run refills the buffer first
+    save_buffer: bool = False
 
 
 # --------------------------------------------------------------------------- top level
@@ -171,6 +174,10 @@ class Config:
     seed: int = 0
     stage: str = "all"  # 1 | 2 | all
     teacher: str | None = None  # run folder or checkpoint, for stage=2
+    # auto: continue this run folder if it already holds a checkpoint (a requeued Slurm job, a
+    # re-run with the same hydra.run.dir / sweep dir); true: the newest unfinished run of this
+    # config under outputs/; a run folder or .ckpt: that one; false: always start over
+    resume: Any = "auto"
 
 
 def register_configs() -> None:

@@ -25,13 +25,20 @@ from ptde.cli import precheck
 from ptde.config import register_configs
 from ptde.pipeline import run_stage2, train_stage1
 from ptde.results import update_results
-from ptde.runtime import ConfigError, run_label, to_container, validate
+from ptde.resume import ResumePlan, plan_resume, resume_argv
+from ptde.runtime import ConfigError, load_checkpoint, run_label, to_container, validate
 
 register_configs()
 
 
-def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Run the stages the config asks for in `run_dir`; results.json is updated after each."""
+def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> dict[str, Any]:
+    """Run the stages the config asks for in `run_dir`; results.json is updated after each.
+
+    `plan` (from `ptde.resume.plan_resume`) continues a killed run: stage 1 from its checkpoint,
+    a stage already in `stages_done` is skipped, and a finished run is returned as it is.
+    """
+    plan = plan or ResumePlan(cfg)
+    cfg = plan.cfg
     validate(cfg)
     stage = str(cfg["stage"])
     distills = cfg["variant"]["name"] != "none"
@@ -42,13 +49,17 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             f"stage=2 distills a GIU/GIP teacher, but {cfg['teacher']} has variant=none: it has no global-"
             "information module to distill; train a teacher with variant=gip (algo=qmix_gip) or variant=giu"
         )
+    if plan.finished and not extends_budget(plan):
+        print(f"ptde.train: {run_dir} has already finished; nothing to resume", file=sys.stderr)
+        return plan.previous
     if cfg["trainer"]["torch_threads"] > 0:
         torch.set_num_threads(cfg["trainer"]["torch_threads"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    done = [] if extends_budget(plan) else plan.stages_done
     update_results(
         run_dir,
-        fresh=stage != "2",  # a stage-2 re-run keeps the stage-1 keys already in the folder
+        fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
         status="running",
         reason=None,
         algo=run_label(cfg),
@@ -56,17 +67,32 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         env_family=cfg["env"]["family"],
         seed=cfg["seed"],
         stage=stage,
+        stages_done=done,
     )
+    if plan.checkpoint is not None and "1" not in done:
+        steps = load_checkpoint(plan.checkpoint)["ptde_counters"]["env_steps"]
+        print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
+        update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
     try:
-        if stage in ("1", "all"):
-            update_results(run_dir, **train_stage1(cfg, run_dir))
-        if stage == "2" or (stage == "all" and distills):
+        if stage in ("1", "all") and "1" not in done:
+            update_results(run_dir, **train_stage1(cfg, run_dir, plan.checkpoint))
+            done.append("1")
+            update_results(run_dir, stages_done=done)
+        if (stage == "2" or (stage == "all" and distills)) and "2" not in done:
             teacher = cfg["teacher"] if stage == "2" else run_dir
             update_results(run_dir, **run_stage2(cfg, run_dir, teacher))
+            done.append("2")
+            update_results(run_dir, stages_done=done)
     except BaseException as exc:
         update_results(run_dir, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     return update_results(run_dir, status="finished")
+
+
+def extends_budget(plan: ResumePlan) -> bool:
+    """A finished run resumed with a larger trainer.max_env_steps trains on (and re-distills)."""
+    before = plan.previous.get("env_steps")
+    return plan.finished and before is not None and plan.cfg["trainer"]["max_env_steps"] > before
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -76,12 +102,15 @@ def summary(results: dict[str, Any]) -> str:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     container = to_container(cfg)
+    existed = (run_dir / "results.json").exists()
     try:
-        results = run(container, run_dir)  # validates the config before anything is written
+        plan = plan_resume(container, run_dir, [o for o in hydra_cfg.overrides.task if not o.startswith("hydra")])
+        results = run(container, run_dir, plan)  # validates the config before anything is written
     except ConfigError as exc:
-        if not (run_dir / "results.json").exists() or container["stage"] == "2":
+        if not existed and not (run_dir / "checkpoints").exists():
             # nothing of this run exists but Hydra's own folder: leave no half-written run behind
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"ptde.train: {exc}", file=sys.stderr)
@@ -92,4 +121,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     precheck("config")
+    sys.argv = resume_argv(sys.argv)  # resume=true|<folder>: Hydra's run folder becomes that run's
     main()

@@ -9,11 +9,13 @@ the env-step budget, periodic checkpoints and the progress bar, all counted in e
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -81,6 +83,7 @@ class EnvInteractionCallback(L.Callback):
         run_logger: RunLogger,
         run_dir: Path,
         seed: int,
+        save_buffer: bool = False,
     ) -> None:
         super().__init__()
         self.train_env = train_env
@@ -97,6 +100,9 @@ class EnvInteractionCallback(L.Callback):
         self._t0 = time.time()
         self._steps_at_t0 = 0
         self.collect_seconds = 0.0
+        self.save_buffer = save_buffer
+        self.seconds_before_resume = 0.0  # training time of the killed process, up to its checkpoint
+        self._restored_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ helpers
     def epsilon(self, env_steps: int) -> float:
@@ -125,8 +131,52 @@ class EnvInteractionCallback(L.Callback):
     def _log(self, module: L.LightningModule, metrics: dict[str, float]) -> None:
         self.run_logger.log(metrics, module.counters.env_steps)
 
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint (Lightning calls this): what a resumed run needs to continue
+        as if never stopped. Tensors and plain values only, so checkpoints load weights_only."""
+        state: dict[str, Any] = {
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+            "numpy_rng_pos": int(np.random.get_state()[2]),
+            "python_rng": random.getstate(),
+            "collect_seconds": self.collect_seconds,
+            "train_seconds": self.seconds_before_resume + time.time() - self._t0,
+            "last_test": dict(self.last_test),
+        }
+        for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
+            if hasattr(env, "rng_state"):
+                state[f"{name}_rng"] = env.rng_state()
+        if self.save_buffer:
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.collect_seconds = state["collect_seconds"]
+        self.seconds_before_resume = state["train_seconds"]
+        self.last_test = dict(state["last_test"])
+        for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
+            if f"{name}_rng" in state and hasattr(env, "set_rng_state"):
+                env.set_rng_state(state[f"{name}_rng"])
+        if "buffer" in state:
+            self.buffer.load_state_dict(state["buffer"])
+        # the global RNGs are set when training starts: Lightning draws from them while restoring
+        self._restored_rng = state
+
+    def _restore_global_rng(self) -> None:
+        s = self._restored_rng
+        if s is None:
+            return
+        torch.set_rng_state(s["torch_rng"])
+        np.random.set_state(("MT19937", s["numpy_rng"].numpy().astype(np.uint32), s["numpy_rng_pos"], 0, 0.0))
+        random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in s["python_rng"]))
+        self._restored_rng = None
+
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_global_rng()
         c = pl_module.counters
         self._t0, self._steps_at_t0 = time.time(), c.env_steps
         if self.tcfg["progress_bar"]:
@@ -165,13 +215,20 @@ class EnvInteractionCallback(L.Callback):
                     eps=f"{metrics['train/epsilon']:.2f}",
                     fps=f"{metrics['fps']:.0f}",
                 )
-        if c.env_steps - c.last_checkpoint_step >= tc["checkpoint_interval"]:
+        if c.env_steps >= tc["max_env_steps"]:
+            trainer.should_stop = True
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # checkpoint after the update, so a resumed run's next move is a collection, as here:
+        # with the replay buffer saved it then continues exactly as the uninterrupted run
+        c = pl_module.counters
+        if c.env_steps - c.last_checkpoint_step >= self.tcfg["checkpoint_interval"] and not trainer.should_stop:
             c.last_checkpoint_step = c.env_steps
             ckpt_dir = self.run_dir / "checkpoints"
             save_checkpoint_atomic(trainer, ckpt_dir / f"env_steps_{c.env_steps}.ckpt")
             save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
-        if c.env_steps >= tc["max_env_steps"]:
-            trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the final training step has run: make last.ckpt hold the finished network

@@ -35,6 +35,13 @@ class ReplayDataModule(L.LightningDataModule):
         self.buffer = buffer
         self.stream = ReplaySampleStream(buffer, batch_size, seed)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The sampling RNG travels in checkpoints, so a resumed run draws the same batches."""
+        return {"generator": self.stream.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.stream.generator.set_state(state["generator"])
+
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: the stream already yields whole sampled batches
         return DataLoader(self.stream, batch_size=None, num_workers=0)

@@ -163,11 +163,19 @@ class SMAXEnv:
         self._key, sub = jax.random.split(self._key)
         return jax.random.split(sub, self.batch_size)
 
+    def rng_state(self) -> torch.Tensor:
+        """The PRNG key (as a tensor, so checkpoints stay weights_only-loadable), for exact resumes."""
+        return torch.from_numpy(np.asarray(jax.random.key_data(self._key)).copy())
+
+    def set_rng_state(self, key: torch.Tensor) -> None:
+        self._key = jnp.asarray(key.numpy(), dtype=jnp.uint32)
+
     def reset(self, seed: int | None = None) -> Step:
         if seed is not None:
             self._key = jax.random.PRNGKey(seed)
         self._env_state, obs, state, avail = self._reset_fn(self._split())
         self._done = jnp.zeros(self.batch_size, jnp.bool_)
+        self._avail = _to_torch(avail)
         zeros = torch.zeros(self.batch_size, dtype=torch.bool)
         return Step(
             obs=_to_torch(obs),
@@ -182,9 +190,18 @@ class SMAXEnv:
     def step(self, actions: torch.Tensor) -> Step:
         if self._env_state is None:
             raise RuntimeError("call reset() before step()")
+        self._check_actions(actions)
         acts = jnp.asarray(actions.to(torch.int32).numpy())
-        out = self._step_fn(self._split(), self._env_state, acts, self._done)
+        keys = self._split()
+        try:
+            out = self._step_fn(keys, self._env_state, acts, self._done)
+        except Exception as exc:  # an XLA/JAX error names neither the map nor the failing env
+            raise RuntimeError(
+                f"SMAX map {self.map_name}: the batched step of {self.batch_size} envs failed "
+                f"({self._locate_failure(keys, acts)}): {type(exc).__name__}: {exc}"
+            ) from exc
         self._env_state, obs, state, avail, reward, term, trunc, won, ally_alive = out
+        self._avail = _to_torch(avail)
         self._done = self._done | term | trunc
         return Step(
             obs=_to_torch(obs),
@@ -196,6 +213,32 @@ class SMAXEnv:
             won=_to_torch(won),
             info={"ally_alive": _to_torch(ally_alive)},
         )
+
+    def _check_actions(self, actions: torch.Tensor) -> None:
+        """An unavailable action (a policy that ignores avail_actions) is a bug, not a move: SMAX
+        would silently clamp or ignore it. Finished envs are frozen and take any action."""
+        live = ~_to_torch(self._done)  # [B]
+        in_range = (actions >= 0) & (actions < self.n_actions)  # [B, n]
+        chosen_ok = self._avail.gather(-1, actions.clamp(0, self.n_actions - 1).long().unsqueeze(-1)).squeeze(-1)
+        bad = live.unsqueeze(1) & ~(in_range & chosen_ok)  # [B, n]
+        if bad.any():
+            b, i = (int(x) for x in bad.nonzero()[0])
+            avail = self._avail[b, i].nonzero().squeeze(1).tolist()
+            raise ValueError(
+                f"SMAX map {self.map_name}: env {b} of {self.batch_size}, agent {i} chose action "
+                f"{int(actions[b, i])}, which is not available (available actions: {avail})"
+            )
+
+    def _locate_failure(self, keys: jax.Array, acts: jax.Array) -> str:
+        """Re-run the failed step env by env (outside vmap) to name the first env that fails."""
+        step_one = jax.jit(self._step_one)
+        for b in range(self.batch_size):
+            one = jax.tree_util.tree_map(lambda x, b=b: x[b], self._env_state)
+            try:
+                step_one(keys[b], one, acts[b], self._done[b])
+            except Exception:  # noqa: BLE001 - this is the env we are looking for
+                return f"env {b} fails on its own"
+        return "no single env fails on its own"
 
     @property
     def unit_alive(self) -> torch.Tensor:

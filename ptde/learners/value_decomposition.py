@@ -178,6 +178,12 @@ class ValueDecompositionLearner(L.LightningModule):
         self.manual_backward(loss)
         params = [p for g in opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.algo["grad_norm_clip"])
+        if not torch.isfinite(grad_norm):
+            c = self.counters
+            raise FloatingPointError(
+                f"non-finite gradient norm ({float(grad_norm)}) at update {c.updates + 1}, env step {c.env_steps}: "
+                "the run stops before the parameters change, so checkpoints/last.ckpt is the last good state."
+            )
         opt.step()
         stats["train/grad_norm"] = float(grad_norm)
         self.counters.updates += 1
@@ -211,6 +217,8 @@ class ValueDecompositionLearner(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ptde_counters"] = asdict(self.counters)
+        checkpoint["ptde_pending_metrics"] = {k: list(v) for k, v in self.pending_metrics.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.counters = RunCounters(**checkpoint.get("ptde_counters", {}))
+        self.pending_metrics = {k: list(v) for k, v in checkpoint.get("ptde_pending_metrics", {}).items()}

@@ -1,0 +1,238 @@
+"""Continuing a killed run: which folder, which checkpoint, and whether the config still matches.
+
+`resume` (top-level config key):
+- `auto` (default): continue the run's own folder when it already holds a checkpoint. A fresh
+  timestamped folder never does, so this only acts when the same folder is run again: a Slurm job
+  requeued after preemption (submitit re-runs the job in its sweep folder), or a command re-run
+  with the same `hydra.run.dir` / `hydra.sweep.dir`.
+- `true`: the newest unfinished run under `outputs/` whose config equals this command's.
+- a run folder or `.ckpt` file: that run (its saved config is used; command-line overrides may
+  only change the keys in `RESUME_MAY_CHANGE`).
+- `false`: always start over.
+
+A finished run is not re-run; a run killed during stage 2 does not re-train stage 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ptde.results import read_results
+from ptde.runtime import ConfigError, load_checkpoint
+
+# what a resumed run may change: the budget (extend a finished run), and how it runs, not what it learns
+RESUME_MAY_CHANGE = (
+    "resume",
+    "trainer.max_env_steps",
+    "trainer.progress_bar",
+    "trainer.torch_threads",
+    "trainer.accelerator",
+    "trainer.save_buffer",
+    "logger.mode",
+)
+OUTPUTS = Path("outputs")
+
+
+def resume_kind(value: Any) -> str:
+    """auto | true | false | path, from the raw config value (Hydra parses true/false as bools)."""
+    text = str(value).strip().lower()
+    if text in {"auto", "true", "false"}:
+        return text
+    return "path"
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= flatten(v, key + ".")
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], may_change=RESUME_MAY_CHANGE) -> list[str]:
+    """`key: saved -> current` for every key that differs and may not change on resume."""
+    a, b = flatten(saved), flatten(current)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key.startswith(may_change) or a.get(key) == b.get(key):
+            continue
+        diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return diffs
+
+
+def saved_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a ptde run folder (it has no config.yaml)")
+    return yaml.safe_load(path.read_text())
+
+
+def run_dir_of_resume(value: str) -> Path:
+    """resume=<run folder or .ckpt> -> the run folder."""
+    p = Path(value)
+    if p.is_file() and p.suffix == ".ckpt":
+        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    if p.is_dir():
+        saved_config(p)  # refuses a folder that is not a run
+        return p
+    raise ConfigError(f"resume={value!r}: no run folder or .ckpt file there")
+
+
+def find_unfinished_run(cfg: dict[str, Any], root: Path = OUTPUTS) -> Path:
+    """resume=true: the newest unfinished run folder under `root` whose config equals `cfg`."""
+    candidates = []
+    for results in root.rglob("results.json"):
+        run_dir = results.parent
+        try:
+            status = read_results(run_dir).get("status")
+            saved = saved_config(run_dir)
+        except (ConfigError, ValueError, OSError):
+            continue
+        if status != "finished" and not config_differences(saved, cfg):
+            candidates.append((results.stat().st_mtime, run_dir))
+    if not candidates:
+        raise ConfigError(
+            f"resume=true: no unfinished run under {root}/ has this config; pass the folder itself "
+            "(resume=<run folder>), or resume=false to start a new run"
+        )
+    return max(candidates)[1]
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """Point Hydra's run folder at the run that `resume=true|<folder>` names, before Hydra starts.
+
+    A sweep (`-m`) resumes by re-running it in its own folder (`hydra.sweep.dir=<it>`, with the
+    default resume=auto), so naming one run there is refused.
+    """
+    values = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("resume=")]
+    if not values or resume_kind(values[-1]) in {"auto", "false"}:
+        return argv
+    try:
+        if any(a in {"-m", "--multirun"} for a in argv[1:]):
+            raise ConfigError(
+                f"resume={values[-1]} names one run; to resume a sweep, run it again with "
+                "hydra.sweep.dir=<its folder> (resume=auto continues every job that has a checkpoint)"
+            )
+        if resume_kind(values[-1]) == "true":
+            from hydra import compose, initialize_config_dir
+
+            from ptde.cli import CONF_DIR
+            from ptde.runtime import to_container
+
+            overrides = [a for a in argv[1:] if not a.startswith(("-", "hydra"))]
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                cfg = to_container(compose("config", overrides=overrides))
+            run_dir = find_unfinished_run(cfg)
+        else:
+            run_dir = run_dir_of_resume(values[-1])
+    except ConfigError as exc:
+        print(f"ptde.train: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return [*[a for a in argv if not a.startswith("hydra.run.dir=")], f"hydra.run.dir={run_dir}"]
+
+
+@dataclass
+class ResumePlan:
+    """What `ptde.train` does in a run folder: the config to run, and where it continues from."""
+
+    cfg: dict[str, Any]
+    checkpoint: Path | None = None  # stage-1 checkpoint to continue from (None: stage 1 from scratch)
+    previous: dict[str, Any] = field(default_factory=dict)  # results.json of the run being continued
+
+    @property
+    def resuming(self) -> bool:
+        return bool(self.previous)
+
+    @property
+    def stages_done(self) -> list[str]:
+        return list(self.previous.get("stages_done", []))
+
+    @property
+    def finished(self) -> bool:
+        return self.previous.get("status") == "finished"
+
+
+def plan_resume(cfg: dict[str, Any], run_dir: Path, explicit_overrides: list[str]) -> ResumePlan:
+    """Decide how to run `cfg` in `run_dir` (Hydra's folder, already pointed at the run to resume).
+
+    `explicit_overrides` are the command line's `key=value` overrides: with resume=<folder> the
+    saved config is the base and only those may (if allowed) change it.
+    """
+    kind = resume_kind(cfg["resume"])
+    results_path = run_dir / "results.json"
+    if kind == "false" or not results_path.is_file():
+        if kind in {"true", "path"}:
+            raise ConfigError(f"resume={cfg['resume']}: {run_dir} holds no run to resume (no results.json)")
+        return ResumePlan(cfg)
+    saved = saved_config(run_dir)
+    if kind == "path":
+        cfg = apply_overrides(saved, cfg, explicit_overrides)
+    diffs = config_differences(saved, cfg)
+    if diffs:
+        raise ConfigError(
+            f"cannot resume {run_dir}: this command's config differs from the run's own in "
+            + "; ".join(diffs)
+            + f". Only {', '.join(RESUME_MAY_CHANGE[1:])} may change on resume; start a new run with resume=false"
+        )
+    previous = read_results(run_dir)
+    checkpoint = pick_checkpoint(run_dir, cfg["resume"] if kind == "path" else None)
+    finished = previous.get("status") == "finished"
+    if checkpoint is None and kind == "auto" and not finished and "1" not in previous.get("stages_done", []):
+        return ResumePlan(cfg)  # killed before its first checkpoint: nothing to continue, start over
+    return ResumePlan(cfg, checkpoint, previous)
+
+
+def apply_overrides(saved: dict[str, Any], composed: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The saved config with the values of the keys (or groups) the command line names."""
+    out = yaml.safe_load(yaml.safe_dump(saved))
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        node_src, node_dst = composed, out
+        parts = key.split(".")
+        if parts[0] in {"algo", "env", "variant", "logger", "trainer"} and len(parts) == 1:
+            out[parts[0]] = composed[parts[0]]  # a group choice: its whole node
+            continue
+        for p in parts[:-1]:
+            node_src, node_dst = node_src[p], node_dst.setdefault(p, {})
+        node_dst[parts[-1]] = node_src[parts[-1]]
+    return out
+
+
+def pick_checkpoint(run_dir: Path, explicit: str | None) -> Path | None:
+    """The checkpoint to continue from: the named .ckpt, else checkpoints/last.ckpt. An unreadable
+    one is refused with the readable alternatives named (it is never silently skipped)."""
+    path = Path(explicit) if explicit and str(explicit).endswith(".ckpt") else run_dir / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling error means the file is unusable
+        others = sorted(str(p) for p in path.parent.glob("env_steps_*.ckpt") if _readable(p))
+        hint = f"; readable checkpoints: {', '.join(others)} (resume=<one of them>)" if others else ""
+        raise ConfigError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}){hint}") from None
+    trained = ckpt.get("hyper_parameters", {}).get("cfg", {})
+    run_cfg = saved_config(run_dir)
+    diffs = [
+        d
+        for g in ("algo", "env", "variant")
+        for d in config_differences({g: trained.get(g, {})}, {g: run_cfg[g]}, may_change=("variant.distill",))
+    ]
+    if diffs:
+        raise ConfigError(f"checkpoint {path} was trained with another setup than run {run_dir}: " + "; ".join(diffs))
+    return path
+
+
+def _readable(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except Exception:  # noqa: BLE001
+        return False
+    return True

@@ -1,0 +1,290 @@
+"""Reliability: a run killed with SIGKILL at any moment resumes from its last checkpoint and ends
+exactly where the uninterrupted run ends; a kill during a checkpoint save costs only the work
+since the previous checkpoint; a NaN stops the run with the last good checkpoint intact; bad
+resumes are refused with the reason."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import REPO, compose_cfg, run_module
+
+from ptde.callbacks.env_interaction import linear_epsilon
+from ptde.resume import (
+    ResumePlan,
+    config_differences,
+    find_unfinished_run,
+    pick_checkpoint,
+    plan_resume,
+    resume_argv,
+)
+from ptde.runtime import ConfigError
+
+pytest.importorskip("jaxmarl")
+
+# small but real: 3m, a few hundred episodes, checkpoints every ~1000 env steps, buffer saved
+RUN = [
+    "env=smac/3m",
+    "logger=csv",
+    "trainer.max_env_steps=4000",
+    "trainer.test_interval=1500",
+    "trainer.log_interval=500",
+    "trainer.checkpoint_interval=1000",
+    "trainer.test_episodes=8",
+    "trainer.progress_bar=false",
+    "trainer.torch_threads=1",
+    "trainer.save_buffer=true",
+    "algo.batch_size=16",
+    "algo.buffer_size=200",
+    "algo.target_update_interval=20",
+]
+
+
+def start(run_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ptde.train", *RUN, *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    t0 = time.time()
+    while not list(folder.glob(pattern)):
+        assert proc.poll() is None, f"run ended before {pattern} appeared: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout, f"{pattern} did not appear"
+        time.sleep(0.2)
+
+
+def counters(ckpt: Path) -> dict:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["ptde_counters"]
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [{k: v for k, v in r.items() if k != "fps"} for r in csv.DictReader(f)]  # fps: wall-clock
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    proc = start(run_dir)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    return run_dir
+
+
+def test_sigkill_after_a_checkpoint_then_resume_ends_exactly_like_the_uninterrupted_run(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    wait_for("checkpoints/env_steps_2*.ckpt", run_dir, proc)  # the second periodic checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
+    assert json.loads((run_dir / "results.json").read_text())["status"] == "running"  # killed: no chance to say more
+
+    resumed = run_module("ptde.train", f"resume={run_dir}", "trainer.progress_bar=false")  # the saved config
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"env step {killed_at}" in resumed.stderr
+
+    res = json.loads((run_dir / "results.json").read_text())
+    ref = json.loads((uninterrupted / "results.json").read_text())
+    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [killed_at]
+    for key in ("env_steps", "episodes", "updates", "test/return", "test/win_rate"):
+        assert res[key] == ref[key], key
+    # same networks, target networks and counters as the run that was never stopped
+    a = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["ptde_counters"] == b["ptde_counters"]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    # the CSV continues: identical rows, no row written twice, env steps never go back, epsilon follows them
+    got, want = rows(run_dir), rows(uninterrupted)
+    assert got == want
+    steps = [float(r["env_steps"]) for r in got]
+    assert steps == sorted(steps)
+    assert len({tuple(sorted(r.items())) for r in got}) == len(got)
+    cfg = compose_cfg(*RUN)["algo"]
+    for r in got:
+        if r.get("train/epsilon"):
+            eps = linear_epsilon(
+                float(r["env_steps"]), cfg["epsilon_start"], cfg["epsilon_finish"], cfg["epsilon_anneal_time"]
+            )
+            assert float(r["train/epsilon"]) == pytest.approx(eps)
+
+
+def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_checkpoint(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    # the second save of last.ckpt is cut in half and the process SIGKILLed before the rename
+    proc = start(
+        run_dir, env={"PYTHONPATH": f"{REPO / 'tests' / 'faults'}:{REPO}", "PTDE_KILL_ON_CHECKPOINT_SAVE": "2"}
+    )
+    assert proc.wait(timeout=600) == -signal.SIGKILL
+    ckpts = run_dir / "checkpoints"
+    assert (ckpts / "last.ckpt.tmp").exists()  # the half-written file
+    previous = counters(ckpts / "last.ckpt")  # still the first checkpoint, and readable
+    first = sorted(ckpts.glob("env_steps_*.ckpt"), key=lambda p: int(p.stem.split("_")[-1]))[0]
+    assert previous == counters(first)
+
+    resumed = run_module(
+        "ptde.train", *RUN, f"hydra.run.dir={run_dir}"
+    )  # the same command again (resume=auto): what a requeued job does
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [previous["env_steps"]]
+    ref = json.loads((uninterrupted / "results.json").read_text())
+    assert res["env_steps"] == ref["env_steps"] and res["test/return"] == ref["test/return"]
+    assert not (ckpts / "last.ckpt.tmp").exists()  # the next save replaced it
+
+
+def test_nan_after_the_first_checkpoint_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from ptde.envs.smax import SMAXEnv
+    from ptde.train import run
+
+    real_step = SMAXEnv.step
+    live_steps = {"n": 0}
+
+    def step_then_nan(self, actions):
+        if self.batch_size == 8:  # the training env (the test env runs 4)
+            live_steps["n"] += int((~np.asarray(self._done)).sum())
+        out = real_step(self, actions)
+        if live_steps["n"] > 1500:  # after the first checkpoint (every 1000 env steps)
+            out.reward[:] = float("nan")
+        return out
+
+    monkeypatch.setattr(SMAXEnv, "step", step_then_nan)
+    cfg = compose_cfg(*RUN, "trainer.test_episodes=4", "trainer.save_buffer=false")
+    with pytest.raises(FloatingPointError, match="non-finite TD loss"):
+        run(cfg, tmp_path)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["status"] == "failed" and "non-finite TD loss" in res["reason"]
+    failed_at = int(re.search(r"env step (\d+)", res["reason"]).group(1))
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    saved_at = last["ptde_counters"]["env_steps"]
+    assert 1000 <= saved_at < failed_at and failed_at > 1500
+    periodic = torch.load(tmp_path / "checkpoints" / f"env_steps_{saved_at}.ckpt", weights_only=True)
+    for k, v in last["state_dict"].items():
+        assert torch.isfinite(v).all(), k
+        assert torch.equal(v, periodic["state_dict"][k]), k  # untouched since it was written
+
+
+def test_a_killed_stage_2_resumes_without_retraining_stage_1(tmp_path):
+    run_dir = tmp_path / "run"
+    gip = [
+        "algo=qmix_gip",
+        "trainer.max_env_steps=1500",
+        "variant.distill.teacher_episodes=40",
+        "variant.distill.max_steps=400",
+        "variant.distill.val_interval=50",
+    ]
+    proc = start(run_dir, *gip)
+    wait_for("teacher_dataset.pt", run_dir, proc)  # stage 1 is done, stage 2 is distilling
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = json.loads((run_dir / "results.json").read_text())
+    assert before["stages_done"] == ["1"] and before["status"] == "running"
+    stage1_ckpt = (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+
+    again = run_module("ptde.train", *RUN, *gip, f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["status"] == "finished" and after["stages_done"] == ["1", "2"]
+    assert (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stage1_ckpt  # stage 1 not re-run
+    for key in ("env_steps", "updates", "test/return", "wall_time_s"):
+        assert after[key] == before[key]
+    assert 0 <= after["eval/decentralized_win_rate"] <= 1 and "eval/prr" in after
+
+
+# ------------------------------------------------------------------------------ refusals (fast)
+def fake_run(run_dir: Path, cfg: dict, status: str = "running") -> Path:
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run_dir / "results.json").write_text(json.dumps({"status": status, "stages_done": []}))
+    return run_dir
+
+
+def test_resume_refuses_a_different_config_and_names_what_differs(tmp_path):
+    cfg = compose_cfg(*RUN)
+    fake_run(tmp_path / "r", cfg)
+    other = compose_cfg(*RUN, "algo.lr=0.01", "env=smac/2s3z", "trainer.max_env_steps=9000")
+    with pytest.raises(ConfigError) as err:
+        plan_resume(other, tmp_path / "r", [])
+    msg = str(err.value)
+    assert "algo.lr: 0.001 -> 0.01" in msg and "env.name: '3m' -> '2s3z'" in msg
+    assert "max_env_steps" not in msg.split(". Only")[0]  # the budget may change on resume
+    # resume=<folder>: the saved config is the base; only what the command line names can change it
+    command = compose_cfg(f"resume={tmp_path / 'r'}", "trainer.max_env_steps=9000")  # defaults + these two
+    plan = plan_resume(command, tmp_path / "r", [f"resume={tmp_path / 'r'}", "trainer.max_env_steps=9000"])
+    assert plan.cfg["trainer"]["max_env_steps"] == 9000 and plan.cfg["algo"] == cfg["algo"]
+    assert plan.cfg["trainer"]["test_interval"] == 1500  # the run's own, not the default
+    with pytest.raises(ConfigError, match="algo.lr"):
+        plan_resume(compose_cfg(f"resume={tmp_path / 'r'}", "algo.lr=0.1"), tmp_path / "r", ["algo.lr=0.1"])
+
+
+def test_resume_true_finds_the_newest_unfinished_run_of_the_same_config(tmp_path):
+    cfg = compose_cfg(*RUN)
+    fake_run(tmp_path / "a", cfg)
+    time.sleep(0.01)
+    fake_run(tmp_path / "b", cfg, status="finished")
+    fake_run(tmp_path / "c", compose_cfg(*RUN, "seed=3"))
+    assert find_unfinished_run(cfg, tmp_path) == tmp_path / "a"
+    with pytest.raises(ConfigError, match="no unfinished run"):
+        find_unfinished_run(compose_cfg(*RUN, "seed=7"), tmp_path)
+    assert config_differences(cfg, compose_cfg(*RUN, "seed=3")) == ["seed: 0 -> 3"]
+
+
+def test_resume_of_one_run_inside_a_sweep_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        resume_argv(["ptde.train", "-m", "seed=0,1", "resume=true"])
+    assert exit_.value.code == 2 and "hydra.sweep.dir" in capsys.readouterr().err
+    assert resume_argv(["ptde.train", "seed=1"]) == ["ptde.train", "seed=1"]  # auto: Hydra's folder as is
+
+
+def test_an_unreadable_checkpoint_is_refused_with_the_readable_ones_named(tmp_path):
+    cfg = compose_cfg(*RUN)
+    run_dir = fake_run(tmp_path / "r", cfg)
+    ckpts = run_dir / "checkpoints"
+    ckpts.mkdir()
+    good = {"hyper_parameters": {"cfg": cfg}, "ptde_counters": {"env_steps": 1000}}
+    torch.save(good, ckpts / "env_steps_1000.ckpt")
+    torch.save(good, ckpts / "last.ckpt")
+    (ckpts / "last.ckpt").write_bytes((ckpts / "last.ckpt").read_bytes()[:100])  # truncated
+    with pytest.raises(ConfigError) as err:
+        pick_checkpoint(run_dir, None)
+    assert "last.ckpt is unreadable" in str(err.value) and "env_steps_1000.ckpt" in str(err.value)
+    assert pick_checkpoint(run_dir, str(ckpts / "env_steps_1000.ckpt")) == ckpts / "env_steps_1000.ckpt"
+
+
+def test_a_checkpoint_of_another_env_algo_or_variant_is_refused(tmp_path):
+    run_dir = fake_run(tmp_path / "r", compose_cfg(*RUN))
+    (run_dir / "checkpoints").mkdir()
+    other = compose_cfg(*RUN, "algo=vdn_gip", "env=smac/2s3z")
+    torch.save({"hyper_parameters": {"cfg": other}}, run_dir / "checkpoints" / "last.ckpt")
+    with pytest.raises(ConfigError) as err:
+        pick_checkpoint(run_dir, None)
+    msg = str(err.value)
+    assert "algo.name: 'vdn' -> 'qmix'" in msg and "env.name: '2s3z' -> '3m'" in msg
+    assert "variant.name: 'gip' -> 'none'" in msg
+
+
+def test_a_fresh_folder_is_a_fresh_run_and_a_finished_run_is_not_rerun(tmp_path):
+    cfg = compose_cfg(*RUN)
+    assert plan_resume(cfg, tmp_path / "new", []) == ResumePlan(cfg)
+    run_dir = fake_run(tmp_path / "done", cfg, status="finished")
+    plan = plan_resume(cfg, run_dir, [])
+    assert plan.finished and plan.checkpoint is None
