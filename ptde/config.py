@@ -103,6 +103,8 @@ class SMACEnvConfig:
     reward_scale: float = 10.0
     walls_cause_death: bool = False  # SMAC has no deadly walls
     enemy_attack_mode: str = "closest"  # SMAX heuristic enemy: closest | random
+    # backend=sc2: a game step that takes longer is a hung game; it is restarted and its episode dropped
+    step_timeout_s: float = 120.0
 
 
 # --------------------------------------------------------------------------- variant

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from ptde.callbacks import EnvInteractionCallback
 from ptde.callbacks.env_interaction import test_policy
@@ -39,7 +40,11 @@ STUDENT_FILE = "student.pt"
 
 
 def make_trainer(cfg: dict[str, Any], callbacks: list[L.Callback]) -> L.Trainer:
+    # on Slurm, requeueing is submitit's and ours (ptde.preemption), not Lightning's auto-requeue,
+    # which would write its own checkpoint outside the run folder
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     return L.Trainer(
+        plugins=plugins,
         accelerator=cfg["trainer"]["accelerator"],
         devices=1,
         max_epochs=-1,

@@ -42,6 +42,25 @@ class EpisodeBatch:
     info: dict[str, torch.Tensor] = field(default_factory=dict)
     # False for padding entries of an evaluation sweep (env info "valid" at reset)
     valid: torch.Tensor | None = None
+    # True for episodes the env broke off (a crashed or hung engine worker was restarted), [B]
+    dropped: torch.Tensor | None = None
+
+    def subset(self, keep: torch.Tensor) -> EpisodeBatch:
+        """The episodes where `keep` [B] is True, cut to the longest of them."""
+        T = int(self.length[keep].max().item()) if bool(keep.any()) else 0
+        pick = {
+            name: getattr(self, name)[keep][:, : T + 1 if name in ("obs", "state", "avail_actions") else T]
+            for name in ("obs", "state", "avail_actions", "actions", "reward", "terminated", "mask")
+        }
+        return EpisodeBatch(
+            **pick,
+            won=self.won[keep],
+            episode_return=self.episode_return[keep],
+            length=self.length[keep],
+            info={k: v[keep] for k, v in self.info.items()},
+            valid=None if self.valid is None else self.valid[keep],
+            dropped=None if self.dropped is None else self.dropped[keep],
+        )
 
     @property
     def batch_size(self) -> int:
@@ -71,6 +90,7 @@ def run_episodes(
     done = torch.zeros(B, dtype=torch.bool)
     obs, states, avails, actions, rewards, terms, masks = [], [], [], [], [], [], []
     won = torch.zeros(B, dtype=torch.bool)
+    dropped = torch.zeros(B, dtype=torch.bool)
     final_info: dict[str, torch.Tensor] = {}
     for _ in range(limit):
         obs.append(step.obs)
@@ -88,6 +108,8 @@ def run_episodes(
         terms.append(step.terminated)
         masks.append(~done)
         won |= step.won
+        if "dropped" in step.info:
+            dropped |= step.info["dropped"].bool() & ~done
         newly_done = step.done & ~done
         for key, value in step.info.items():
             if key != "valid" and value.dtype.is_floating_point:
@@ -115,4 +137,5 @@ def run_episodes(
         length=mask.sum(1).long(),
         info=final_info,
         valid=valid,
+        dropped=dropped if bool(dropped.any()) else None,
     )

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from ptde.cli import precheck
 from ptde.config import register_configs
 from ptde.pipeline import run_stage2, train_stage1
+from ptde.preemption import Preempted
 from ptde.results import update_results
 from ptde.resume import ResumePlan, plan_resume, resume_argv
 from ptde.runtime import ConfigError, load_checkpoint, run_label, to_container, validate
@@ -83,6 +84,9 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
             update_results(run_dir, **run_stage2(cfg, run_dir, teacher))
             done.append("2")
             update_results(run_dir, stages_done=done)
+    except Preempted as exc:
+        update_results(run_dir, status="preempted", reason=str(exc))
+        raise
     except BaseException as exc:
         update_results(run_dir, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
@@ -115,6 +119,9 @@ def main(cfg: DictConfig) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"ptde.train: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Preempted as exc:
+        print(f"ptde.train: {exc}; run it again (resume=auto) to continue", file=sys.stderr)
+        sys.exit(143)
     print(f"run folder: {run_dir}  ({results['algo']} on {results['env']}, {results.get('env_steps', 0)} env steps)")
     print(summary(results))
 

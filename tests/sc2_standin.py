@@ -8,7 +8,16 @@ import numpy as np
 
 
 class StandInStarCraft2Env:
-    def __init__(self, map_name: str = "3m", seed: int = 0, episode_limit: int = 6, win_at: int | None = None):
+    def __init__(
+        self,
+        map_name: str = "3m",
+        seed: int = 0,
+        episode_limit: int = 6,
+        win_at: int | None = None,
+        crash_at: int | None = None,
+        hang_at: int | None = None,
+    ):
+        self.crash_at, self.hang_at = crash_at, hang_at  # a dying / hanging SC2 process at that step
         self.map_name, self.n_agents, self.n_actions = map_name, 3, 9
         self.episode_limit, self.win_at = episode_limit, win_at
         self.rng = np.random.default_rng(seed)
@@ -34,6 +43,12 @@ class StandInStarCraft2Env:
     def step(self, actions: list):
         assert len(actions) == self.n_agents
         self.t += 1
+        if self.t == self.crash_at:
+            raise ConnectionError("websocket closed: the SC2 process died")
+        if self.t == self.hang_at:
+            import time
+
+            time.sleep(3600)
         if self.win_at is not None and self.t == self.win_at:
             return 20.0, True, {"battle_won": True}
         if self.t >= self.episode_limit:

@@ -288,3 +288,46 @@ def test_a_fresh_folder_is_a_fresh_run_and_a_finished_run_is_not_rerun(tmp_path)
     run_dir = fake_run(tmp_path / "done", cfg, status="finished")
     plan = plan_resume(cfg, run_dir, [])
     assert plan.finished and plan.checkpoint is None
+
+
+def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_from_it(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, "trainer.save_buffer=false")
+    wait_for("checkpoints/env_steps_1*.ckpt", run_dir, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "preempted" and "SIGTERM" in res["reason"]
+    periodic = max(int(p.stem.split("_")[-1]) for p in (run_dir / "checkpoints").glob("env_steps_*.ckpt"))
+    saved = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
+    assert saved > periodic  # written when the signal came, not left at the periodic one
+
+    again = run_module("ptde.train", *RUN, "trainer.save_buffer=false", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [saved] and res["env_steps"] >= 4000
+
+
+def test_preemption_hands_over_to_the_handler_that_was_there_before(monkeypatch):
+    """Under submitit the previous SIGUSR2 handler requeues the job and exits."""
+    from ptde.preemption import Preempted, PreemptionHandler
+
+    calls = []
+
+    def submitit_like(signum, frame):
+        calls.append(signum)
+        sys.exit(-1)
+
+    old = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        handler = PreemptionHandler()
+        handler.install()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        time.sleep(0.05)
+        assert handler.requested == signal.SIGUSR2 and calls == []  # only noted: the update finishes first
+        with pytest.raises(Preempted, match="requeued"):
+            handler.hand_over()
+        assert calls == [signal.SIGUSR2] and signal.getsignal(signal.SIGUSR2) is submitit_like
+    finally:
+        signal.signal(signal.SIGUSR2, old)

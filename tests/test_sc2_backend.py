@@ -59,3 +59,59 @@ def test_sc2_backend_without_smac_fails_at_start_up(tmp_path):
     assert proc.returncode == 2
     assert "oxwhirl/smac" in proc.stderr and "env.backend=smax" in proc.stderr and "needs neither" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def make_faulty(batch_size: int, faults: list[dict], timeout: float = 0.5) -> SC2Env:
+    """Games whose first instance crashes or hangs as given; restarted games behave."""
+    cfg = SMACEnvConfig(name="3m", episode_limit=6, backend="sc2", step_timeout_s=timeout)
+    made = []
+
+    def factory(**kw):
+        fault = faults[len(made)] if len(made) < len(faults) else {}
+        made.append(StandInStarCraft2Env(**kw, **fault))
+        return made[-1]
+
+    return SC2Env(cfg, batch_size, seed=0, env_factory=factory)
+
+
+def test_a_crashed_game_is_restarted_and_its_episode_dropped():
+    env = make_faulty(2, [{}, {"crash_at": 2}])
+    env.reset()
+    a = torch.zeros(2, 3, dtype=torch.long)
+    assert not env.step(a).info["dropped"].any()
+    s = env.step(a)  # game 1 dies on its 2nd step
+    assert env.restarts == 1 and s.info["dropped"].tolist() == [False, True]
+    assert s.truncated.tolist() == [False, True] and s.reward[1] == 0.0
+    assert env.envs[1].crash_at is None and not env.envs[1].closed  # a fresh game took its place
+    s = env.step(a)
+    assert s.reward.tolist() == [1.0, 0.0]  # game 0 goes on; the dropped episode stays frozen
+    s = env.reset()
+    assert not s.info["dropped"].any()
+
+
+def test_a_hung_game_is_restarted_after_the_step_timeout():
+    env = make_faulty(2, [{"hang_at": 1}, {}], timeout=0.5)
+    env.reset()
+    s = env.step(torch.zeros(2, 3, dtype=torch.long))
+    assert env.restarts == 1 and s.info["dropped"].tolist() == [True, False] and s.truncated[0]
+
+
+def test_dropped_episodes_are_counted_and_neither_learned_from_nor_tested(tmp_path):
+    from ptde.callbacks.env_interaction import test_policy
+    from ptde.rollout import run_episodes
+
+    class RandomPolicy:
+        uses_state = False
+
+        def act(self, inputs, hidden):
+            return torch.zeros(*inputs.shape[:3], 9), hidden
+
+    env = make_faulty(4, [{}, {"crash_at": 3}, {}, {}])
+    batch = run_episodes(env, RandomPolicy(), 9, epsilon=1.0, generator=torch.Generator().manual_seed(0))
+    assert batch.dropped.tolist() == [False, True, False, False]
+    kept = batch.subset(~batch.dropped)
+    assert kept.batch_size == 3 and kept.episode_return.tolist() == [6.0, 6.0, 6.0]
+    assert kept.obs.shape[1] == kept.actions.shape[1] + 1 == 7
+    env = make_faulty(4, [{}, {}, {"crash_at": 2}, {}])
+    out = test_policy(env, RandomPolicy(), 9, episodes=4)
+    assert out["test/episodes"] == 3.0 and out["test/dropped_episodes"] == 1.0 and out["test/return"] == 6.0

@@ -104,3 +104,23 @@ def test_custom_maps_are_registered(name, n_agents, n_enemies):
 def test_unknown_map_names_valid_maps():
     with pytest.raises(ValueError, match="valid maps:.*3m"):
         SMAXEnv(SMACEnvConfig(name="3s_vs_9z", episode_limit=10), batch_size=1)
+
+
+def test_an_unavailable_action_is_reported_with_the_map_env_and_agent(env3m):
+    step = env3m.reset(seed=0)
+    actions = torch.zeros(env3m.batch_size, 3, dtype=torch.long)  # no-op: unavailable to living agents
+    actions[:] = step.avail_actions.float().argmax(-1)
+    good = actions.clone()
+    unavailable = (~step.avail_actions[2, 1]).nonzero()[0, 0]
+    actions[2, 1] = unavailable
+    with pytest.raises(ValueError, match=rf"SMAX map 3m: env 2 of {env3m.batch_size}, agent 1 chose action"):
+        env3m.step(actions)
+    env3m.step(good)  # nothing was stepped by the refused call
+
+
+def test_the_rng_state_round_trips_so_a_resumed_env_replays_the_same_episodes(env3m):
+    env3m.reset(seed=5)
+    key = env3m.rng_state()
+    first = env3m.reset().obs
+    env3m.set_rng_state(key)
+    assert torch.equal(env3m.reset().obs, first)

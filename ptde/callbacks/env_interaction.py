@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
 from ptde.logging import RunLogger
+from ptde.preemption import PreemptionHandler
 from ptde.rollout import Actor, run_episodes
 
 
@@ -33,6 +34,7 @@ def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int
 def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int, prefix: str = "test") -> dict:
     """Greedy episodes; returns the mean success metric, return and length.
 
+    Episodes an env broke off (`dropped`: a restarted engine worker) are left out and counted.
     An env with `sweep_batches` (ranking: every test query once) is swept whole and `episodes`
     is ignored; entries it marks invalid (padding of the last batch) are left out. The success
     metric is the env's own per-episode info value when it reports one (e.g. ndcg@10), else the
@@ -43,8 +45,11 @@ def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int
     while (len(batches) < n_batches) if n_batches else (sum(b.batch_size for b in batches) < episodes):
         batches.append(run_episodes(env, policy, n_actions, epsilon=0.0))
     keep = torch.cat([b.valid if b.valid is not None else torch.ones(b.batch_size, dtype=torch.bool) for b in batches])
+    dropped = torch.cat([b.dropped if b.dropped is not None else torch.zeros_like(b.won) for b in batches])
     if not n_batches:
         keep[episodes:] = False
+    dropped &= keep
+    keep &= ~dropped  # an episode broken off by a restarted engine is no test of the policy
 
     def mean(values: list[torch.Tensor]) -> float:
         return torch.cat(values).float()[keep].mean().item()
@@ -61,6 +66,8 @@ def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int
     out[f"{prefix}/return_std"] = returns.std(unbiased=False).item()
     out[f"{prefix}/ep_length"] = mean([b.length for b in batches])
     out[f"{prefix}/episodes"] = float(keep.sum())
+    if dropped.any():
+        out[f"{prefix}/dropped_episodes"] = float(dropped.sum())
     return out
 
 
@@ -103,6 +110,7 @@ class EnvInteractionCallback(L.Callback):
         self.save_buffer = save_buffer
         self.seconds_before_resume = 0.0  # training time of the killed process, up to its checkpoint
         self._restored_rng: dict[str, Any] | None = None
+        self.preemption = PreemptionHandler()
 
     # ------------------------------------------------------------------ helpers
     def epsilon(self, env_steps: int) -> float:
@@ -116,9 +124,15 @@ class EnvInteractionCallback(L.Callback):
             self.train_env, module, self.n_actions, self.epsilon(c.env_steps), self.generator, module.device
         )
         self.collect_seconds += time.time() - t
-        self.buffer.insert(batch)
-        steps = int(batch.length.sum())
+        steps = int(batch.length.sum())  # a dropped episode's steps were still taken
         c.env_steps += steps
+        if batch.dropped is not None:  # an engine worker crashed or hung: learn nothing from it
+            c.dropped_episodes += int(batch.dropped.sum())
+            module.pending_metrics.setdefault("train/dropped_episodes", []).append(float(c.dropped_episodes))
+            batch = batch.subset(~batch.dropped)
+            if batch.batch_size == 0:
+                return
+        self.buffer.insert(batch)
         c.episodes += batch.batch_size
         module.pending_metrics.setdefault("train/return", []).append(batch.episode_return.mean().item())
         module.pending_metrics.setdefault("train/win_rate", []).append(batch.won.float().mean().item())
@@ -177,6 +191,7 @@ class EnvInteractionCallback(L.Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_global_rng()
+        self.preemption.install()
         c = pl_module.counters
         self._t0, self._steps_at_t0 = time.time(), c.env_steps
         if self.tcfg["progress_bar"]:
@@ -224,14 +239,24 @@ class EnvInteractionCallback(L.Callback):
         # checkpoint after the update, so a resumed run's next move is a collection, as here:
         # with the replay buffer saved it then continues exactly as the uninterrupted run
         c = pl_module.counters
+        ckpt_dir = self.run_dir / "checkpoints"
         if c.env_steps - c.last_checkpoint_step >= self.tcfg["checkpoint_interval"] and not trainer.should_stop:
             c.last_checkpoint_step = c.env_steps
-            ckpt_dir = self.run_dir / "checkpoints"
             save_checkpoint_atomic(trainer, ckpt_dir / f"env_steps_{c.env_steps}.ckpt")
             save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
+        if self.preemption.requested is not None:  # SIGTERM / Slurm's warning: save now, then stop
+            save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
+            self.preemption.hand_over()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.preemption.uninstall()
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the final training step has run: make last.ckpt hold the finished network
+        self.preemption.uninstall()
         save_checkpoint_atomic(trainer, self.run_dir / "checkpoints" / "last.ckpt")
         if self.progress is not None:
             self.progress.close()

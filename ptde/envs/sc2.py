@@ -4,17 +4,52 @@
 B games are stepped one after another in this process (each game is its own SC2 process).
 SMAC ends an episode at its time limit with `terminated=True` and `info["episode_limit"]`;
 this adapter reports that as `truncated`, like the SMAX backend, so learners bootstrap from it.
+
+A game that crashes (any exception from SMAC: the SC2 process died, its websocket closed) or hangs
+(no answer within `env.step_timeout_s`) is closed and started again; its episode is dropped
+(`info["dropped"]`, not learned from, counted) and the batch goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from ptde.envs.base import EnvInfo, Step
+
+log = logging.getLogger(__name__)
+
+
+class GameHung(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise GameHung if the block runs longer than `seconds` (SIGALRM: main thread only; elsewhere
+    no limit). SMAC's calls block on a socket, which the alarm interrupts."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise GameHung(f"no answer from the game within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 INSTALL_HELP = (
     "env.backend=sc2 needs the SMAC package and the StarCraft II game: "
@@ -38,6 +73,8 @@ class SC2Env:
         factory = env_factory or smac_env_factory()
         self.cfg = cfg
         self.batch_size = batch_size
+        self._factory, self._seed = factory, seed
+        self.restarts = 0  # games restarted over this env's life
         self.envs = [factory(map_name=cfg.name, seed=seed + i) for i in range(batch_size)]
         info = self.envs[0].get_env_info()
         self.info = EnvInfo(
@@ -49,6 +86,7 @@ class SC2Env:
             success_metric="win_rate",
         )
         self._done = np.ones(batch_size, dtype=bool)
+        self._dropped = np.zeros(batch_size, dtype=bool)
         self._last: Step | None = None
 
     def get_env_info(self) -> EnvInfo:
@@ -60,13 +98,31 @@ class SC2Env:
         avail = np.stack([np.asarray(e.get_avail_actions(), dtype=bool) for e in self.envs])  # [B, n, A]
         return torch.from_numpy(obs), torch.from_numpy(state), torch.from_numpy(avail)
 
+    def _restart(self, b: int, why: str) -> None:
+        log.warning("SC2 game %d of %s %s; restarting it", b, self.cfg.name, why)
+        try:
+            self.envs[b].close()
+        except Exception:  # noqa: BLE001 - it is broken already
+            pass
+        self.restarts += 1
+        self.envs[b] = self._factory(map_name=self.cfg.name, seed=self._seed + self.batch_size * self.restarts + b)
+        self.envs[b].reset()
+
     def reset(self, seed: int | None = None) -> Step:
-        for e in self.envs:
-            e.reset()
+        for b, e in enumerate(self.envs):
+            try:
+                with time_limit(float(getattr(self.cfg, "step_timeout_s", 0.0))):
+                    e.reset()
+            except Exception as exc:  # noqa: BLE001 - a broken game is restarted, whatever broke it
+                self._restart(b, f"failed on reset ({type(exc).__name__}: {exc})")
         self._done[:] = False
+        self._dropped[:] = False
         obs, state, avail = self._observe()
         false = torch.zeros(self.batch_size, dtype=torch.bool)
-        self._last = Step(obs, state, avail, torch.zeros(self.batch_size), false, false.clone(), false.clone())
+        self._last = Step(
+            obs, state, avail, torch.zeros(self.batch_size), false, false.clone(), false.clone(),
+            info={"dropped": torch.from_numpy(self._dropped.copy())},
+        )  # fmt: skip
         return self._last
 
     def step(self, actions: torch.Tensor) -> Step:
@@ -79,7 +135,14 @@ class SC2Env:
         for b, e in enumerate(self.envs):
             if self._done[b]:
                 continue  # frozen until the whole batch is over
-            r, terminated, info = e.step(acts[b].tolist())
+            try:
+                with time_limit(float(getattr(self.cfg, "step_timeout_s", 0.0))):
+                    r, terminated, info = e.step(acts[b].tolist())
+            except Exception as exc:  # noqa: BLE001 - crashed or hung: drop the episode, restart the game
+                self._restart(b, f"failed on step ({type(exc).__name__}: {exc})")
+                self._dropped[b] = True
+                trunc[b] = True
+                continue
             reward[b] = r
             limit = bool(info.get("episode_limit", False))
             term[b] = bool(terminated) and not limit
@@ -95,7 +158,7 @@ class SC2Env:
         self._done |= newly
         self._last = Step(
             obs, state, avail, torch.from_numpy(reward), torch.from_numpy(term), torch.from_numpy(trunc),
-            torch.from_numpy(won),
+            torch.from_numpy(won), info={"dropped": torch.from_numpy(self._dropped.copy())},
         )  # fmt: skip
         return self._last
 

@@ -38,6 +38,7 @@ class RunCounters:
     last_test_step: int = 0
     last_log_step: int = 0
     last_checkpoint_step: int = 0
+    dropped_episodes: int = 0  # broken off by a crashed or hung env worker (not learned from)
 
 
 class ValueDecompositionLearner(L.LightningModule):

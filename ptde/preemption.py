@@ -1,0 +1,65 @@
+"""Stopping at a safe point when the machine is being taken away.
+
+A cluster warns a job before it kills it: Slurm (with submitit) sends SIGUSR2 (or the signal named
+by $SUBMITIT_PREEMPT_SIGNAL) about 90 s ahead; a user or a scheduler sends SIGTERM. During stage-1
+training these signals only raise a flag; the env-interaction callback sees it after the current
+update, writes `last.ckpt`, and then hands over: to the handler that was installed before ours
+(submitit's, which requeues the job; the requeued job resumes from that checkpoint with resume=auto)
+or, when there is none, by raising `Preempted`, which marks the run `status: preempted`.
+Outside stage-1 training the signals keep their usual meaning.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+
+class Preempted(BaseException):
+    """The run stopped on a signal after saving its checkpoint (not an error of the run)."""
+
+
+def preemption_signals() -> list[signal.Signals]:
+    sigs = [signal.SIGTERM]
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    extra = getattr(signal, f"SIG{name}", None) or getattr(signal, name, None)
+    if extra is not None and extra not in sigs:
+        sigs.append(extra)
+    return sigs
+
+
+class PreemptionHandler:
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in preemption_signals():
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = signum
+
+    def hand_over(self) -> None:
+        """Called once the checkpoint is written: let the previous handler act, or stop the run."""
+        signum = self.requested
+        previous = self._previous.get(signum)
+        self.uninstall()
+        message = f"stopped by {signal.Signals(signum).name} after saving checkpoints/last.ckpt"
+        if callable(previous):
+            try:
+                previous(signum, None)  # e.g. submitit's: pickle the job, requeue it, exit
+            except SystemExit:
+                raise Preempted(message + " (the job was requeued)") from None
+        raise Preempted(message)
