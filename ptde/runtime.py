@@ -41,6 +41,13 @@ def validate(cfg: dict[str, Any]) -> None:
             smac_env_factory()
         except ImportError as exc:
             raise ConfigError(str(exc)) from None
+    if env["family"] == "ltr" and env["name"] != "synthetic":
+        from ptde.envs.ranking import resolve_data_files
+
+        try:
+            resolve_data_files(ConfigView(env))  # a missing data file fails here, before any run folder
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")

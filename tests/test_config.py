@@ -61,10 +61,15 @@ def _no_run_folder(tmp_path: Path) -> bool:
         ("trainer.max_env_steps=abc", ["could not be converted to Integer", "trainer.max_env_steps"]),
         ("algo.mixer=qmx", ["Invalid value 'qmx'", "vdn, qmix"]),
         ("stage=3", ["stage=3", "valid choices: 1, 2, all"]),
+        # data files and checkpoint paths: the bad path named, nothing written
+        ("env=ltr/mslr env.data_dir=/no/mslr", ["MSLR file not found: /no/mslr"]),
+        ("stage=2 algo=qmix_gip teacher=/no/run", ["no checkpoint at '/no/run'"]),
+        ("resume=/no/run", ["resume='/no/run': no run folder or .ckpt file there"]),
     ],
 )
 def test_bad_choice_fails_at_start_up_naming_valid_choices(tmp_path, override, expect):
-    proc = run_module("ptde.train", override, f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", timeout=300)
+    args = override.split()
+    proc = run_module("ptde.train", *args, f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", timeout=300)
     assert proc.returncode != 0
     for text in expect:
         assert text in proc.stderr + proc.stdout, (text, proc.stderr[-2000:])
