@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from ptde.cli import precheck
 from ptde.config import register_configs
+from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.pipeline import run_stage2, train_stage1
 from ptde.preemption import Preempted
 from ptde.results import update_results
@@ -58,6 +59,8 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     done = [] if extends_budget(plan) else plan.stages_done
+    if extends_budget(plan):
+        (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
     update_results(
         run_dir,
         fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
