@@ -331,3 +331,34 @@ def test_preemption_hands_over_to_the_handler_that_was_there_before(monkeypatch)
         assert calls == [signal.SIGUSR2] and signal.getsignal(signal.SIGUSR2) is submitit_like
     finally:
         signal.signal(signal.SIGUSR2, old)
+
+
+@pytest.mark.slow
+def test_repeated_sigkills_at_random_moments_still_end_exactly_like_the_uninterrupted_run(uninterrupted, tmp_path):
+    """Kills land in collection, in updates, in tests and in saves; each resume continues exactly."""
+    import random
+
+    rng = random.Random(7)
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    for _ in range(3):
+        before = last.stat().st_mtime_ns if last.exists() else 0
+        proc = start(run_dir)
+        while (not last.exists() or last.stat().st_mtime_ns == before) and proc.poll() is None:
+            time.sleep(0.1)  # this process has saved a checkpoint of its own
+        time.sleep(rng.uniform(0.0, 4.0))  # then a random moment: collecting, updating, testing or saving
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = run_module("ptde.train", *RUN, f"hydra.run.dir={run_dir}")
+    assert final.returncode == 0, final.stderr[-3000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    ref = json.loads((uninterrupted / "results.json").read_text())
+    assert res["status"] == "finished" and len(res["resumed_from_env_steps"]) >= 2
+    assert res["env_steps"] == ref["env_steps"] and res["test/return"] == ref["test/return"]
+    a = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    assert rows(run_dir) == rows(uninterrupted)
+    print("resumed from env steps", res["resumed_from_env_steps"])
