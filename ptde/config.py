@@ -201,6 +201,9 @@ class EvaluateConfig:
     mode: EvalMode = EvalMode.centralized
     seed: int = 12345
     batch_size: int = 32  # parallel environments
+    render: bool = False  # also save one greedy episode as an animated GIF (render_<mode>.gif in the run folder)
+    render_path: str | None = None  # where the GIF goes instead
+    render_fps: int = 8
 
 
 class Budget(ChoiceEnum):
