@@ -64,7 +64,9 @@ def draw_battle(ax: plt.Axes, f: BattleFrame, view: tuple[float, float, float]) 
     ax.set_xlim(x0, x0 + side)
     ax.set_ylim(y0, y0 + side)
     ax.set_aspect("equal")
-    ax.set_title(f"t = {f.t}   allies alive {allies}/{f.n_allies}   enemies alive {enemies}/{len(f.alive) - f.n_allies}")
+    ax.set_title(
+        f"t = {f.t}   allies alive {allies}/{f.n_allies}   enemies alive {enemies}/{len(f.alive) - f.n_allies}"
+    )
 
 
 def draw_pitch(ax: plt.Axes, f: PitchFrame) -> None:
@@ -77,12 +79,13 @@ def draw_pitch(ax: plt.Axes, f: PitchFrame) -> None:
     ax.scatter(f.left[others, 0], f.left[others, 1], s=60, color="#9ecae1", edgecolor="black", label="left (AI)")
     ax.scatter(f.left[f.agents, 0], f.left[f.agents, 1], s=90, color=ALLY, edgecolor="black", label="agents")
     ax.scatter(f.right[:, 0], f.right[:, 1], s=60, color=ENEMY, edgecolor="black", label="right")
-    ax.scatter([f.ball[0]], [f.ball[1]], s=30 + 200 * float(f.ball[2]), color="white", edgecolor="black", label="ball")
+    height = float(np.clip(f.ball[2], 0, 3))  # a ball in the air is drawn larger (z up to 3)
+    ax.scatter([f.ball[0]], [f.ball[1]], s=30 * (1 + height), color="white", edgecolor="black", label="ball")
     ax.set_xlim(-1.05, 1.05)
     ax.set_ylim(-0.47, 0.47)
     ax.set_aspect("equal")
     ax.legend(loc="upper left", fontsize=6, ncol=4)
-    ax.set_title(f"t = {f.t}")
+    ax.set_title(f"t = {f.t}   ball height {height:.2f}")
 
 
 def frame_image(frame: BattleFrame | PitchFrame, title: str, view: tuple[float, float, float] | None) -> Image.Image:

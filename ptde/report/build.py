@@ -22,7 +22,9 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
 
     header = [df.index.name or "", *map(str, df.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([str(i), *map(cell, row)]) + " |" for i, row in zip(df.index, df.to_numpy(), strict=True)]
+    lines += [
+        "| " + " | ".join([str(i), *map(cell, row)]) + " |" for i, row in zip(df.index, df.to_numpy(), strict=True)
+    ]
     return "\n".join(lines)
 
 
@@ -66,7 +68,8 @@ def build_report(
         prrs[prrs["family"] == family].to_csv(out / f"prr_{family}.csv", index=False)
         (out / f"table_{family}.md").write_text(markdown(table) + "\n")
         lines += [f"## {family}: final test {metric}", "", markdown(table), ""]
-        lines += [f"[CSV]({f'table_{family}.csv'}) · [values]({f'table_{family}_values.csv'}) · [PRR]({f'prr_{family}.csv'})", ""]
+        links = f"[CSV](table_{family}.csv) · [values](table_{family}_values.csv) · [PRR](prr_{family}.csv)"
+        lines += [links, ""]
         agg = iqm_table(scores[scores["family"] == family], issues, family, bootstrap_reps, seed)
         if not agg.empty:
             agg.to_csv(out / f"aggregate_{family}.csv")
@@ -84,7 +87,12 @@ def build_report(
         agg = iqm_table(scores, issues, "all maps", bootstrap_reps, seed)
         if not agg.empty:
             agg.to_csv(out / "aggregate_all.csv")
-            lines += ["## Across every map of every benchmark (universality): IQM and mean, 95% CI", "", markdown(agg), ""]
+            lines += [
+                "## Across every map of every benchmark (universality): IQM and mean, 95% CI",
+                "",
+                markdown(agg),
+                "",
+            ]
     lines += ["## Issues", ""] + ([f"- {i}" for i in issues] or ["none"]) + [""]
     (out / "issues.txt").write_text("".join(f"{i}\n" for i in issues))
     index = out / "index.md"

@@ -55,7 +55,8 @@ def plot_learning_curves(records: list[RunRecord], path: Path, title: str) -> bo
         ax.plot(x, mean, color=color[algo], label=f"{algo} (n={len(series)})")
         ax.fill_between(x, mean - std, mean + std, color=color[algo], alpha=0.2, linewidth=0)
         drawn = True
-        kd = [r.results[f"eval/decentralized_{metric}"] for r in by_algo[algo] if f"eval/decentralized_{metric}" in r.results]
+        key = f"eval/decentralized_{metric}"
+        kd = [r.results[key] for r in by_algo[algo] if key in r.results]
         if kd:
             label = kd_label(by_algo[algo][0])
             ax.errorbar(
