@@ -126,3 +126,23 @@ def test_unknown_algo_of_a_grid_is_named_before_anything_runs(tmp_path: Path):
     assert proc.returncode == 2
     assert "qmx" in proc.stderr and "available: " in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_smax_frame_is_the_battle_state():
+    import torch
+
+    from ptde.envs import make_env
+    from ptde.runtime import ConfigView
+
+    cfg = compose_cfg("env=smac/3m")
+    env = make_env(ConfigView(cfg["env"]), batch_size=2, seed=0)
+    env.reset(seed=0)
+    attack = torch.full((2, 3), env.n_actions - 1)  # the last action attacks an enemy when in range
+    for _ in range(12):
+        env.step(torch.where(torch.rand(2, 3) < 0.5, attack, torch.randint(0, 6, (2, 3))))
+    frame = env.frame(1)
+    assert frame.n_allies == 3 and frame.unit_types == ["marine"] * 6
+    assert frame.positions.shape == (6, 2) and frame.t == 12
+    assert frame.alive.tolist() == env.unit_alive[1].tolist()
+    assert ((frame.health >= 0) & (frame.health <= 1)).all()
+    assert (frame.health[~frame.alive] <= 0).all() and (frame.health[frame.alive] > 0).all()

@@ -15,6 +15,8 @@ import pandas as pd  # noqa: E402
 from ptde.report.runs import RunRecord  # noqa: E402
 from ptde.report.tables import kd_label, row_order  # noqa: E402
 
+SCORE_RANGE = (-0.03, 1.03)  # win rate and NDCG@10 lie in [0, 1]
+
 
 def seed_band(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std (ddof=0) over seeds of curves logged at possibly different x: each seed is
@@ -67,6 +69,7 @@ def plot_learning_curves(records: list[RunRecord], path: Path, title: str) -> bo
         plt.close(fig)
         return False
     ax.set_xlabel("env steps")
+    ax.set_ylim(*SCORE_RANGE)
     ax.set_ylabel(f"test {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -119,6 +122,7 @@ def plot_distillation(records: list[RunRecord], path: Path, title: str) -> bool:
         [f"{t}\n{k}" for t in teachers for k in ("teacher", "student")],
         fontsize=7,
     )
+    bx.set_ylim(*SCORE_RANGE)
     bx.set_ylabel(f"test {metric} (same episodes)")
     bx.set_title("after distillation")
     bx.grid(alpha=0.3, axis="y")

@@ -190,7 +190,7 @@ def load_wandb_project(project: str, entity: str | None) -> tuple[list[RunRecord
             issues.append(f"{run.name}: skipped, its config lacks {exc}")
             continue
         history = pd.DataFrame(list(run.scan_history()))
-        summary = {k: v for k, v in dict(run.summary).items() if isinstance(v, int | float)}
+        summary = {k: v for k, v in run.summary_metrics.items() if isinstance(v, int | float)}
         results.update({**last_values(history), **summary})
         records.append(RunRecord(run.name, results, history))
     return dedupe(records, issues)
