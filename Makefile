@@ -11,7 +11,20 @@ ARGS ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install grf demo test test-all lint train bench clean
+# the paper's experiment grids (conf/grid/*.yaml): `make paper-smac`, or with a smoke budget on one
+# map: `make paper-smac BUDGET=smoke MAPS=smac/3m ALGOS=qmix,qmix_gip`; LAUNCHER=joblib runs jobs in
+# parallel on this machine, LAUNCHER=submitit_slurm on a Slurm cluster (see README)
+PAPER := paper-smac paper-grf paper-ltr paper-universality paper-two-stage
+BUDGET ?= full
+LAUNCHER ?= basic
+ALGOS ?=
+MAPS ?=
+SEEDS ?=
+SWEEP_ARGS = budget=$(BUDGET) launcher=$(LAUNCHER) $(if $(ALGOS),'algos=[$(ALGOS)]') \
+	$(if $(MAPS),'envs=[$(MAPS)]') $(if $(SEEDS),'seeds=[$(SEEDS)]')
+SOURCE ?=
+
+.PHONY: install grf demo test test-all lint train bench clean report $(PAPER)
 
 install: $(STAMP)
 
@@ -45,6 +58,13 @@ train: install
 
 bench: install
 	$(PY) -m ptde.bench --grf $(ARGS)
+
+$(PAPER): install
+	$(PY) -m ptde.sweep grid=$(subst -,_,$@) $(SWEEP_ARGS) $(ARGS)
+
+# tables and figures of any folder of runs: make report SOURCE=outputs/multirun/<date>/<time>
+report: install
+	$(PY) -m ptde.report source=$(SOURCE) $(ARGS)
 
 clean:
 	rm -rf outputs/2* outputs/multirun bench/ .pytest_cache .ruff_cache

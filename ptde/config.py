@@ -210,6 +210,72 @@ class EvaluateConfig:
     mode: EvalMode = EvalMode.centralized
     seed: int = 12345
     batch_size: int = 32  # parallel environments
+    render: bool = False  # also save one greedy episode as an animated GIF (render_<mode>.gif in the run folder)
+    render_path: str | None = None  # where the GIF goes instead
+    render_fps: int = 8
+
+
+class Budget(ChoiceEnum):
+    full = "full"  # the paper's env-step budget of each grid group
+    smoke = "smoke"  # `smoke_overrides` instead: every run in about a minute
+
+
+@dataclass
+class GridGroup:
+    """Maps that the paper trains for the same number of env steps."""
+
+    envs: list[str] = MISSING  # env options, e.g. smac/3s_vs_5z
+    max_env_steps: int = MISSING
+
+
+@dataclass
+class GridConfig:
+    """One of the paper's experiment grids (`conf/grid/*.yaml`): algos x maps x seeds."""
+
+    name: str = MISSING
+    algos: list[str] = MISSING  # algo options, e.g. qmix_gip
+    groups: list[GridGroup] = MISSING
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    overrides: list[str] = field(default_factory=list)  # ptde.train overrides for every run of the grid
+
+
+@dataclass
+class SweepConfig:
+    """`python -m ptde.sweep grid=paper_smac budget=smoke`: a grid as Hydra multiruns, then the report.
+
+    `algos`, `envs` and `seeds` restrict the grid (e.g. one map for a smoke test); `launcher` is the
+    Hydra launcher every multirun uses (basic: one job after the other; joblib: parallel on this
+    machine; submitit_slurm: one Slurm job per run).
+    """
+
+    grid: GridConfig = MISSING
+    budget: Budget = Budget.full
+    smoke_overrides: list[str] = field(default_factory=list)
+    algos: list[str] | None = None
+    envs: list[str] | None = None
+    seeds: list[int] | None = None
+    launcher: str = "basic"
+    extra: list[str] = field(default_factory=list)  # more ptde.train overrides (e.g. hydra.launcher.n_jobs=4)
+    out: str | None = None  # the sweep folder; default outputs/multirun/<grid>/<date_time>
+    report: bool = True
+    dry_run: bool = False  # print the multirun commands only
+
+
+@dataclass
+class ReportConfig:
+    """`python -m ptde.report source=<multirun folder>` (or `source=wandb project=ptde`).
+
+    `source` is a folder holding run folders (results.json, metrics.csv) and/or offline wandb runs
+    (`offline-run-*`), or the word `wandb` to read a project through the wandb API (online only).
+    """
+
+    source: str = MISSING
+    project: str = "ptde"
+    entity: str | None = None
+    out: str | None = None  # default: <source>/report (./report for source=wandb)
+    wandb_report: bool = False  # also publish a wandb report (online and logged in only)
+    bootstrap_reps: int = 2000  # bootstrap resamples of the aggregate confidence intervals
+    seed: int = 0
 
 
 @dataclass
@@ -232,3 +298,6 @@ def register_entry_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="distill_schema", node=DistillEntryConfig)
+    cs.store(name="sweep_schema", node=SweepConfig)
+    cs.store(name="report_schema", node=ReportConfig)
+    cs.store(group="schema/grid", name="grid", node=GridConfig)

@@ -1,9 +1,10 @@
-"""`python -m ptde.evaluate checkpoint=<run folder or .ckpt> episodes=32 mode=centralized`.
+"""`python -m ptde.evaluate checkpoint=<run folder or .ckpt> episodes=32 mode=centralized [render=true]`.
 
 Greedy evaluation of a saved run, rebuilt from the config stored in its checkpoint.
 `mode=centralized` runs the stage-1 policy (GIU/GIP agents read the state);
 `mode=decentralized` runs the distilled student (`*_KD`), which never sees the state.
-Writes `eval_<mode>.json` beside the run's results.json.
+Writes `eval_<mode>.json` beside the run's results.json. `render=true` also saves one greedy
+episode as an animated GIF (`render_<mode>.gif` in the run folder, or `render_path`).
 """
 
 from __future__ import annotations
@@ -23,19 +24,32 @@ from ptde.envs import make_env
 from ptde.learners import load_learner
 from ptde.pipeline import load_decentralized
 from ptde.results import write_json_atomic
-from ptde.runtime import ConfigError, ConfigView, resolve_checkpoint, run_dir_of, test_batch_size, to_container
+from ptde.rollout import Actor
+from ptde.runtime import (
+    ConfigError,
+    ConfigView,
+    resolve_checkpoint,
+    run_dir_of,
+    run_label,
+    test_batch_size,
+    to_container,
+)
 
 register_configs()
 register_entry_configs()
 
 
+def load_policy(ckpt: Path, mode: str) -> tuple[Actor, Any]:
+    """(policy, learner): the stage-1 learner itself, or the distilled student in its agent network."""
+    if mode == "decentralized":
+        return load_decentralized(run_dir_of(ckpt))
+    learner = load_learner(ckpt)
+    return learner, learner
+
+
 def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_size: int) -> dict[str, Any]:
     ckpt = resolve_checkpoint(checkpoint)
-    if mode == "decentralized":
-        policy, learner = load_decentralized(run_dir_of(ckpt))
-    else:
-        learner = load_learner(ckpt)
-        policy = learner
+    policy, learner = load_policy(ckpt, mode)
     cfg = learner.hparams["cfg"]
     env = make_env(
         ConfigView(cfg["env"]),
@@ -54,11 +68,32 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
     }
 
 
+def render_episode(checkpoint: str | Path, mode: str, seed: int, path: Path | None, fps: int) -> dict[str, Any]:
+    """Play one greedy episode in one environment and save it as a GIF."""
+    from ptde.render import record_episode, write_gif
+
+    ckpt = resolve_checkpoint(checkpoint)
+    policy, learner = load_policy(ckpt, mode)
+    cfg = learner.hparams["cfg"]
+    env = make_env(ConfigView(cfg["env"]), batch_size=1, seed=seed, split="test")
+    if not hasattr(env, "frame"):
+        raise ConfigError(f"env family {cfg['env']['family']!r} has no renderer (smac on SMAX and grf do)")
+    frames, batch = record_episode(env, policy, learner.info.n_actions)
+    env.close()
+    path = path or run_dir_of(ckpt) / f"render_{mode}.gif"
+    title = f"{run_label(cfg)} ({mode}) on {cfg['env']['name']}, won={bool(batch.won[0])}"
+    n = write_gif(frames, path, title, fps)
+    return {"render": str(path), "render_frames": n, "render_episode_length": int(batch.length[0])}
+
+
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     c = to_container(cfg)
     try:
         result = evaluate(c["checkpoint"], c["episodes"], c["mode"], c["seed"], c["batch_size"])
+        if c["render"]:
+            gif = Path(c["render_path"]) if c["render_path"] else None
+            result |= render_episode(c["checkpoint"], c["mode"], c["seed"], gif, c["render_fps"])
     except ConfigError as exc:
         print(f"ptde.evaluate: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -110,6 +110,7 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path, resume_from: Path | None = 
     return {
         **final,
         **refs,
+        "success_metric": info.success_metric,  # what ptde.report tabulates for this env
         "env_steps": c.env_steps,
         "episodes": c.episodes,
         "updates": c.updates,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,9 +80,15 @@ def run_episodes(
     epsilon: float,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    observer: Callable[[MultiAgentEnv], None] | None = None,
 ) -> EpisodeBatch:
-    """Run B episodes to their end (all B run until the last one is done) and return them."""
+    """Run B episodes to their end (all B run until the last one is done) and return them.
+
+    `observer(env)` is called after the reset and after every step (rendering reads frames there).
+    """
     step = env.reset()
+    if observer is not None:
+        observer(env)
     valid = step.info.get("valid")
     B, n, _ = step.obs.shape
     limit = env.get_env_info().episode_limit
@@ -103,6 +110,8 @@ def run_episodes(
             q, hidden = policy.act(inputs.to(device), hidden)
         a = epsilon_greedy(q[:, 0].cpu(), step.avail_actions, epsilon, generator)  # [B, n]
         step = env.step(a)
+        if observer is not None:
+            observer(env)
         actions.append(a)
         rewards.append(step.reward)
         terms.append(step.terminated)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -46,6 +47,31 @@ class Step:
     @property
     def done(self) -> torch.Tensor:  # [B] bool
         return self.terminated | self.truncated
+
+
+@dataclass
+class BattleFrame:
+    """What one SMAX battle looks like at one step, for `ptde.render` (allies first, then enemies)."""
+
+    t: int
+    positions: np.ndarray  # [n_units, 2] map coordinates
+    health: np.ndarray  # [n_units] fraction of the unit type's full health
+    alive: np.ndarray  # [n_units] bool
+    n_allies: int
+    unit_types: list[str]  # [n_units]
+    width: float
+    height: float
+
+
+@dataclass
+class PitchFrame:
+    """One GRF step as a pitch plot, from the engine's raw observation (x in [-1, 1], y in [-0.42, 0.42])."""
+
+    t: int
+    left: np.ndarray  # [n_left, 2] left-team (our) players
+    right: np.ndarray  # [n_right, 2]
+    ball: np.ndarray  # [3] x, y, z
+    agents: list[int]  # the left-team players the agents control
 
 
 @runtime_checkable

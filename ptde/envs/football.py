@@ -60,7 +60,7 @@ from omegaconf import MISSING
 if TYPE_CHECKING:
     import torch
 
-    from ptde.envs.base import EnvInfo, Step
+    from ptde.envs.base import EnvInfo, PitchFrame, Step
 
 # torch and ptde.envs.base (which imports torch) are imported inside the main-side functions: the
 # worker processes load this module without them (see _WORKER_BOOT), which saves each worker
@@ -535,6 +535,23 @@ class GRFEnv:
             truncated=torch.from_numpy(truncated),
             won=torch.from_numpy(won),
             info={"dropped": torch.from_numpy(self._dropped.copy())},  # [B] bool
+        )
+
+    def frame(self, index: int = 0) -> PitchFrame:
+        """Player and ball positions of engine `index` now, read back from the Table 8 state (which
+        holds the raw observation's absolute positions), for rendering an episode as a pitch plot."""
+        from ptde.envs.base import PitchFrame
+
+        s = self._state[index]
+        nl, nr = self.spec.n_left, self.spec.n_right
+        per_player = 2 + 2 + 1 + N_ROLES
+        ball_at = per_player * (nl + nr)
+        return PitchFrame(
+            t=int(self._t[index]),
+            left=s[: 2 * nl].reshape(nl, 2).copy(),
+            right=s[per_player * nl : per_player * nl + 2 * nr].reshape(nr, 2).copy(),
+            ball=s[ball_at : ball_at + 3].copy(),
+            agents=list(self.players),
         )
 
     @property

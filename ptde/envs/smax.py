@@ -25,7 +25,7 @@ from jaxmarl.environments.smax import HeuristicEnemySMAX, Scenario, map_name_to_
 from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
 from ptde.config import SMACEnvConfig
-from ptde.envs.base import EnvInfo, Step
+from ptde.envs.base import BattleFrame, EnvInfo, Step
 
 # Compiling a SMAX step takes seconds; keep compiled programs on disk across runs and tests.
 jax.config.update(
@@ -34,6 +34,7 @@ jax.config.update(
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 # unit type ids in SMAX: 0 marine, 1 marauder, 2 stalker, 3 zealot, 4 zergling, 5 hydralisk
+UNIT_TYPE_NAMES = ("marine", "marauder", "stalker", "zealot", "zergling", "hydralisk")
 _S, _Z = 2, 3
 CUSTOM_SCENARIOS = {
     # The paper's two custom maps (Section 4.1): harder versions of 3s_vs_5z and 3s5z_vs_3s6z.
@@ -244,6 +245,21 @@ class SMAXEnv:
     def unit_alive(self) -> torch.Tensor:
         """SMAX's own alive flags of every unit, [B, n_allies + n_enemies] (for checks)."""
         return _to_torch(self._env_state.state.unit_alive)
+
+    def frame(self, index: int = 0) -> BattleFrame:
+        """Unit positions and health of battle `index` now (for rendering an episode)."""
+        s = jax.tree.map(lambda x: np.asarray(x[index]), self._env_state.state)
+        types = s.unit_types.astype(np.int64)
+        return BattleFrame(
+            t=int(s.step),
+            positions=s.unit_positions.astype(np.float32),
+            health=(s.unit_health / np.asarray(self._env.unit_type_health)[types]).astype(np.float32),
+            alive=s.unit_alive.astype(bool),
+            n_allies=self.n_agents,
+            unit_types=[UNIT_TYPE_NAMES[k] for k in types],
+            width=float(self._env.map_width),
+            height=float(self._env.map_height),
+        )
 
     def close(self) -> None:
         self._env_state = None

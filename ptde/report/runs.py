@@ -1,0 +1,196 @@
+"""Finding and loading the runs a report is made of: run folders, offline wandb runs, or a wandb project.
+
+Every source gives the same `RunRecord` (final results, learning curves, distillation curves).
+A run that cannot be used (no or corrupt results.json, not finished, a duplicate) is never
+averaged in: it becomes an issue line naming the run, and the report lists the issues.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ptde.report.wandb_offline import read_offline_run
+
+# the success metric of results written before results.json named it
+SUCCESS_METRIC = {"smac": "win_rate", "grf": "win_rate", "ltr": "ndcg@10"}
+RUN_FILES = ("results.json", "config.yaml", "metrics.csv", ".hydra")
+
+
+@dataclass
+class RunRecord:
+    name: str  # the run folder's (or wandb run's) name, as issues refer to it
+    results: dict[str, Any]  # results.json: status, algo, env, env_family, seed, test/*, eval/*, distill/*
+    curves: pd.DataFrame  # env_steps plus metric columns, one row per log event
+    distill: pd.DataFrame | None = None  # step, distill/train_mse, distill/val_mse (stage 2)
+
+    @property
+    def algo(self) -> str:
+        return self.results["algo"]
+
+    @property
+    def env(self) -> str:
+        return self.results["env"]
+
+    @property
+    def family(self) -> str:
+        return self.results["env_family"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.results["seed"])
+
+    @property
+    def metric(self) -> str:
+        return self.results.get("success_metric") or SUCCESS_METRIC.get(self.family, "win_rate")
+
+
+class RunIssue(Exception):
+    """Why a run is left out of the report."""
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+
+
+def load_run_folder(run_dir: Path) -> RunRecord:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise RunIssue("no results.json (the run never started or was killed before writing it)")
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunIssue(f"results.json is corrupt ({exc})") from None
+    if not isinstance(results, dict):
+        raise RunIssue("results.json does not hold an object")
+    status = results.get("status")
+    if status != "finished":
+        reason = f": {results['reason']}" if results.get("reason") else ""
+        raise RunIssue(f"status {status!r}{reason}")
+    missing = [k for k in ("algo", "env", "env_family", "seed") if k not in results]
+    if missing:
+        raise RunIssue(f"results.json lacks {', '.join(missing)}")
+    distill = _read_csv(run_dir / "distill" / "metrics.csv")
+    return RunRecord(run_dir.name, results, _read_csv(run_dir / "metrics.csv"), distill if len(distill) else None)
+
+
+def load_offline_wandb(folder: Path) -> RunRecord:
+    """An offline wandb run on its own: final values are the last logged value of each metric.
+
+    Stage-2 keys (eval/*, distill/*) go to results.json only, so such a run has no KD row.
+    """
+    try:
+        run = read_offline_run(folder)
+    except (OSError, ValueError) as exc:
+        raise RunIssue(f"unreadable wandb run log ({exc})") from None
+    if run["exit_code"] != 0:
+        raise RunIssue("the wandb run has no successful exit record (still running, crashed or killed)")
+    cfg, history = run["config"], run["history"]
+    try:
+        results = results_from_config(cfg)
+    except KeyError as exc:
+        raise RunIssue(f"the wandb run config lacks {exc}") from None
+    results.update(last_values(history))
+    return RunRecord(run["name"], results, history)
+
+
+def results_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The identity keys of results.json from a ptde run config (as logged to wandb)."""
+    from ptde.runtime import run_label
+
+    return {
+        "status": "finished",
+        "algo": run_label(cfg),
+        "env": cfg["env"]["name"],
+        "env_family": cfg["env"]["family"],
+        "seed": int(cfg["seed"]),
+    }
+
+
+def last_values(history: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for col in history.columns:
+        values = pd.to_numeric(history[col], errors="coerce").dropna()
+        if len(values) and col.startswith(("test/", "eval/", "distill/")):
+            out[col] = float(values.iloc[-1])
+    if "env_steps" in history:
+        out["env_steps"] = float(pd.to_numeric(history["env_steps"], errors="coerce").max())
+    return out
+
+
+def find_run_folders(source: Path) -> tuple[list[Path], list[Path]]:
+    """(run folders, standalone offline wandb runs) under `source`; never looks inside a run folder."""
+    runs, wandb_runs = [], []
+    stack = [source]
+    while stack:
+        d = stack.pop()
+        if d.name.startswith("offline-run-"):
+            wandb_runs.append(d)
+            continue
+        if (d / "results.json").exists() or (d != source and any((d / f).exists() for f in RUN_FILES)):
+            runs.append(d)
+            continue
+        stack.extend(sorted((p for p in d.iterdir() if p.is_dir() and p.name != "report"), reverse=True))
+    return sorted(runs), sorted(wandb_runs)
+
+
+def load_source(source: Path) -> tuple[list[RunRecord], list[str]]:
+    """All usable runs under a folder, and one issue line per run left out."""
+    if not source.is_dir():
+        raise FileNotFoundError(f"report source {source} is not a folder")
+    run_dirs, wandb_dirs = find_run_folders(source)
+    records, issues = [], []
+    for d, loader in [(d, load_run_folder) for d in run_dirs] + [(d, load_offline_wandb) for d in wandb_dirs]:
+        try:
+            records.append(loader(d))
+        except RunIssue as exc:
+            issues.append(f"{d.relative_to(source) if d != source else d.name}: skipped, {exc}")
+    return dedupe(records, issues)
+
+
+def dedupe(records: list[RunRecord], issues: list[str]) -> tuple[list[RunRecord], list[str]]:
+    """One run per (algo, env, seed): a second one would weigh that seed twice."""
+    seen: dict[tuple[str, str, int], str] = {}
+    kept = []
+    for r in records:
+        key = (r.algo, r.env, r.seed)
+        if key in seen:
+            issues.append(f"{r.name}: skipped, duplicate of {seen[key]} ({r.algo} on {r.env}, seed {r.seed})")
+            continue
+        seen[key] = r.name
+        kept.append(r)
+    return kept, issues
+
+
+def load_wandb_project(project: str, entity: str | None) -> tuple[list[RunRecord], list[str]]:
+    """Finished runs of a wandb project through `wandb.Api` (needs the network and an API key)."""
+    from ptde.logging import wandb_logged_in
+
+    if not wandb_logged_in():
+        raise RuntimeError(
+            "source=wandb reads a wandb project online, but no API key is configured (WANDB_API_KEY or "
+            "`wandb login`); offline, point source= at a folder of run folders or offline wandb runs"
+        )
+    import wandb
+
+    api = wandb.Api()
+    path = f"{entity or api.default_entity}/{project}"
+    records, issues = [], []
+    for run in api.runs(path):
+        if run.state != "finished":
+            issues.append(f"{run.name}: skipped, wandb state {run.state!r}")
+            continue
+        try:
+            results = results_from_config(dict(run.config))
+        except KeyError as exc:
+            issues.append(f"{run.name}: skipped, its config lacks {exc}")
+            continue
+        history = pd.DataFrame(list(run.scan_history()))
+        summary = {k: v for k, v in run.summary_metrics.items() if isinstance(v, int | float)}
+        results.update({**last_values(history), **summary})
+        records.append(RunRecord(run.name, results, history))
+    return dedupe(records, issues)

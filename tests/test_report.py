@@ -1,0 +1,196 @@
+"""`ptde.report`: the tables hold the seeds' mean and std, the KD and PRR rows come from stage 2,
+unusable runs are named and left out, and an offline wandb run is read from its own log."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_module
+
+from ptde.report.build import build_report
+from ptde.report.runs import load_source
+from ptde.report.wandb_offline import read_offline_run
+
+# final test win rates per (algo, map, seed); qmix_gip runs also carry stage-2 results
+WIN = {
+    ("qmix", "3m"): [0.25, 0.5, 0.75],
+    ("qmix", "2s3z"): [0.0, 0.125, 0.5],
+    ("qmix_gip", "3m"): [0.5, 0.75, 1.0],
+    ("qmix_gip", "2s3z"): [0.375, 0.625, 0.875],
+}
+CENTRAL = {"3m": [0.5, 0.625, 1.0], "2s3z": [0.25, 0.5, 0.75]}
+DECENTRAL = {"3m": [0.25, 0.5, 0.875], "2s3z": [0.125, 0.25, 0.5]}
+
+
+def write_run(root: Path, algo: str, env: str, seed: int, **extra) -> Path:
+    run = root / f"{algo}_{env}_seed{seed}"
+    run.mkdir(parents=True)
+    win = WIN[(algo, env)][seed]
+    results = {
+        "status": "finished", "algo": algo, "env": env, "env_family": "smac", "seed": seed,
+        "success_metric": "win_rate", "test/win_rate": win, "env_steps": 1000,
+    }  # fmt: skip
+    if algo == "qmix_gip":
+        results |= {
+            "algo_kd": "qmix_kd",
+            "eval/centralized_win_rate": CENTRAL[env][seed],
+            "eval/decentralized_win_rate": DECENTRAL[env][seed],
+            "eval/prr": DECENTRAL[env][seed] / CENTRAL[env][seed],
+        }
+        (run / "distill").mkdir()
+        rows = [{"distill/train_mse": 10.0 / (s + 1), "distill/val_mse": "", "epoch": 0, "step": s} for s in range(5)]
+        rows += [{"distill/train_mse": "", "distill/val_mse": 12.0 / (s + 1), "epoch": 0, "step": s} for s in range(5)]
+        pd.DataFrame(rows).to_csv(run / "distill" / "metrics.csv", index=False)
+    results |= extra
+    (run / "results.json").write_text(json.dumps(results))
+    steps = [0, 500, 1000]
+    curve = pd.DataFrame({"env_steps": steps, "test/win_rate": [0.0, win / 2, win]})
+    curve.to_csv(run / "metrics.csv", index=False)
+    return run
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    root = tmp_path / "multirun"
+    for algo, env in WIN:
+        for seed in range(3):
+            write_run(root, algo, env, seed)
+    return root
+
+
+def read_values(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "table_smac_values.csv").set_index(["env", "row"])
+
+
+def test_table_cells_are_mean_and_std_of_the_seeds(sweep: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    build_report(sweep, out, bootstrap_reps=200)
+    values = read_values(out)
+    for (algo, env), wins in WIN.items():
+        assert values.loc[(env, algo), "mean"] == pytest.approx(np.mean(wins))
+        assert values.loc[(env, algo), "std"] == pytest.approx(np.std(wins))
+        assert values.loc[(env, algo), "n"] == 3
+    for env, dec in DECENTRAL.items():  # the KD row is the students' decentralized win rate
+        assert values.loc[(env, "qmix_kd"), "mean"] == pytest.approx(np.mean(dec))
+        assert values.loc[(env, "qmix_kd"), "std"] == pytest.approx(np.std(dec))
+    table = pd.read_csv(out / "table_smac.csv", index_col=0)
+    assert list(table.index) == ["qmix_gip", "qmix_kd", "qmix", "PRR"]
+    assert list(table.columns) == ["2s3z", "3m"]
+    assert table.loc["qmix", "3m"] == f"{np.mean(WIN[('qmix', '3m')]):.3f} ± {np.std(WIN[('qmix', '3m')]):.3f}"
+    md = (out / "table_smac.md").read_text()
+    assert "| qmix_kd |" in md and "| PRR |" in md
+    index = (out / "index.md").read_text()
+    assert "table_smac.csv" in index and "curves_smac_3m.png" in index and "distill_smac_2s3z.png" in index
+    for png in ("curves_smac_3m.png", "curves_smac_2s3z.png", "distill_smac_3m.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prr_row_is_mean_student_over_mean_teacher(sweep: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    build_report(sweep, out, bootstrap_reps=200)
+    prr = pd.read_csv(out / "prr_smac.csv").set_index("env")
+    table = pd.read_csv(out / "table_smac.csv", index_col=0)
+    for env in CENTRAL:
+        expected = np.mean(DECENTRAL[env]) / np.mean(CENTRAL[env])
+        assert prr.loc[env, "prr"] == pytest.approx(expected)
+        assert table.loc["PRR", env] == f"{expected:.1%}"
+
+
+def test_teacher_scoring_zero_gives_no_prr(tmp_path: Path):
+    root = tmp_path / "runs"
+    for seed in range(3):
+        write_run(root, "qmix_gip", "3m", seed, **{"eval/centralized_win_rate": 0.0})
+    out = tmp_path / "report"
+    build_report(root, out, bootstrap_reps=100)
+    assert pd.read_csv(out / "table_smac.csv", index_col=0).loc["PRR", "3m"] == "– (teacher 0)"
+
+
+def test_missing_corrupt_and_failed_runs_are_named_and_skipped(sweep: Path, tmp_path: Path):
+    # a run with no results.json, one with a torn results.json, one that failed with a high score
+    missing = sweep / "qmix_3m_seed7"
+    missing.mkdir()
+    (missing / "config.yaml").write_text("seed: 7\n")
+    torn = write_run(sweep / "extra", "qmix", "3m", 1)
+    (torn / "results.json").write_text('{"status": "finished", "algo": "qmix", "test/win')
+    failed = write_run(sweep / "extra2", "qmix", "3m", 2, status="failed", reason="SIGTERM")
+    failed_results = json.loads((failed / "results.json").read_text())
+    failed_results["test/win_rate"] = 1.0
+    (failed / "results.json").write_text(json.dumps(failed_results))
+    proc = run_module("ptde.report", f"source={sweep}", "bootstrap_reps=100")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    issues = (sweep / "report" / "issues.txt").read_text().splitlines()
+    assert any(i.startswith("qmix_3m_seed7: skipped, no results.json") for i in issues), issues
+    assert any(i.startswith("extra/qmix_3m_seed1: skipped, results.json is corrupt") for i in issues), issues
+    assert any(i.startswith("extra2/qmix_3m_seed2: skipped, status 'failed': SIGTERM") for i in issues), issues
+    assert "qmix_3m_seed7" in proc.stderr and "extra/qmix_3m_seed1" in proc.stderr
+    # nothing of them reaches the table: the 3m qmix cell is still the three good seeds
+    values = read_values(sweep / "report")
+    assert values.loc[("3m", "qmix"), "mean"] == pytest.approx(np.mean(WIN[("qmix", "3m")]))
+    assert values.loc[("3m", "qmix"), "n"] == 3
+    assert "## Issues" in (sweep / "report" / "index.md").read_text()
+
+
+def test_duplicate_seed_is_not_averaged_twice(sweep: Path):
+    write_run(sweep / "again", "qmix", "3m", 0, **{"test/win_rate": 1.0})
+    records, issues = load_source(sweep)
+    assert len(records) == 12
+    assert any("duplicate" in i and "qmix on 3m, seed 0" in i for i in issues)
+
+
+def test_fewer_seeds_are_marked_and_aggregate_uses_rliable_iqm(sweep: Path, tmp_path: Path):
+    shutil.rmtree(sweep / "qmix_2s3z_seed2")
+    out = tmp_path / "report"
+    build_report(sweep, out, bootstrap_reps=500)
+    table = pd.read_csv(out / "table_smac.csv", index_col=0)
+    assert table.loc["qmix", "2s3z"].endswith("(n=2)")
+    agg = pd.read_csv(out / "aggregate_smac.csv", index_col=0)
+    # qmix_gip: 3 seeds x 2 maps; the IQM of 6 scores is the mean of the middle half
+    scores = np.sort(WIN[("qmix_gip", "3m")] + WIN[("qmix_gip", "2s3z")])
+    from scipy.stats import trim_mean
+
+    assert agg.loc["qmix_gip", "IQM"] == pytest.approx(trim_mean(scores, 0.25))
+    low, high = (float(v) for v in agg.loc["qmix_gip", "IQM 95% CI"].strip("[]").split(","))
+    assert low <= agg.loc["qmix_gip", "IQM"] <= high
+    assert agg.loc["qmix", "seeds x maps"] == "2 x 2"  # cut to the smallest seed count
+
+
+def test_offline_wandb_run_is_read_from_its_log(tmp_path, monkeypatch):
+    """A real offline wandb run (logger=wandb, no API key): the report reads it on its own."""
+    run_dir = tmp_path / "wb"
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    proc = run_module(
+        "ptde.train", "logger=wandb", "trainer.max_env_steps=600", "trainer.test_episodes=4",
+        "trainer.test_interval=300", "algo.batch_size=8", "trainer.progress_bar=false", "seed=3",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    run = read_offline_run(offline)
+    assert run["exit_code"] == 0 and run["config"]["env"]["name"] == "3m"
+    csv_rows = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r.get("test/win_rate")]
+    history = run["history"].dropna(subset=["test/win_rate"])
+    assert [float(r["env_steps"]) for r in csv_rows] == history["env_steps"].astype(float).tolist()
+    assert [float(r["test/return"]) for r in csv_rows] == pytest.approx(history["test/return"].tolist())
+    # the offline run alone, moved out of its run folder, is a report source
+    alone = tmp_path / "wandb_only"
+    shutil.copytree(offline, alone / offline.name)
+    records, issues = load_source(alone)
+    assert issues == [] and len(records) == 1
+    (r,) = records
+    results = json.loads((run_dir / "results.json").read_text())
+    assert (r.algo, r.env, r.seed) == ("qmix", "3m", 3)
+    assert r.results["test/win_rate"] == pytest.approx(results["test/win_rate"])
+    assert r.results["test/return"] == pytest.approx(results["test/return"])
+
+
+def test_wandb_source_offline_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    proc = run_module("ptde.report", "source=wandb", "project=ptde", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no API key" in proc.stderr and "offline" in proc.stderr
