@@ -3,6 +3,7 @@ communication interval, their losses on real episodes, and short runs that learn
 
 import inspect
 import json
+import math
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from ptde.nn.copa import COPAQNetwork
 from ptde.nn.csrl import CommanderModule, build_csrl_network
 from ptde.nn.ctds import CTDSQNetwork, CTDSStudentActor
 from ptde.nn.policy import build_agent_inputs
+from ptde.pipeline import load_decentralized
 from ptde.rollout import run_episodes
 from ptde.runtime import ConfigError, build_envs
 
@@ -165,6 +167,24 @@ def test_copa_variational_term_reaches_coach_and_posterior():
     net = learner.q_net
     for module in (net.coach, net.posterior, net.agent):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), module
+
+
+def test_tiny_ctds_run_reports_teacher_student_and_prr(tmp_path, tiny_overrides):
+    run_dir = tmp_path / "ctds"
+    proc = run_module("ptde.train", *tiny_overrides, "algo=ctds", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((run_dir / "results.json").read_text())
+    assert r["status"] == "finished" and r["algo"] == "ctds"
+    c, d = r["eval/centralized_win_rate"], r["eval/decentralized_win_rate"]
+    assert r["eval/prr"] == pytest.approx(d / c) if c > 0 else math.isnan(r["eval/prr"])
+    assert r["eval/episodes"] == 8 and "eval/decentralized_return" in r
+    assert not (run_dir / "teacher_dataset.pt").exists()  # no stage 2: the student trained in stage 1
+    # `ptde.evaluate mode=decentralized` runs that student
+    policy, learner = load_decentralized(run_dir)
+    assert isinstance(policy, CTDSStudentActor) and policy.student is learner.q_net.student
+    ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=4", "batch_size=4")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads((run_dir / "eval_decentralized.json").read_text())["mode"] == "decentralized"
 
 
 @pytest.mark.parametrize("algo", ["ctds", "copa", "csrl"])
