@@ -28,6 +28,9 @@ class ChoiceEnum(str, Enum):
 
 class Learner(ChoiceEnum):
     value_decomposition = "value_decomposition"
+    ctds = "ctds"
+    copa = "copa"
+    csrl = "csrl"
 
 
 class MixerKind(ChoiceEnum):
@@ -86,6 +89,39 @@ class ValueDecompositionConfig:
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
     epsilon_anneal_time: int = 100_000
+
+
+@dataclass
+class CTDSConfig(ValueDecompositionConfig):
+    """CTDS (Zhao et al. 2022): a state-reading teacher trained by TD, a local student distilled alongside."""
+
+    name: str = "ctds"
+    learner: Learner = Learner.ctds
+    distill_coef: float = 1.0  # weight of the student's Σ_i Σ_a (Q^S_i − Q^T_i)² next to the TD loss
+
+
+@dataclass
+class COPAConfig(ValueDecompositionConfig):
+    """COPA (Liu et al. 2021): an attention coach sends strategies every `comm_interval` steps."""
+
+    name: str = "copa"
+    learner: Learner = Learner.copa
+    coach_dim: int = 64  # coach hidden size = strategy size
+    coach_heads: int = 4
+    comm_interval: int = 4  # T: the coach speaks at steps 0, T, 2T, ...
+    # adaptive communication at execution: resend z_i only if ||z_new - z_old|| > threshold (0: every T steps)
+    comm_threshold: float = 0.0
+    vi_coef: float = 0.001  # weight of the variational objective (marl-copa's vi_lambda default)
+
+
+@dataclass
+class CSRLConfig(ValueDecompositionConfig):
+    """CSRL (Chen et al. 2022): a commander issues each agent specific information from the state."""
+
+    name: str = "csrl"
+    learner: Learner = Learner.csrl
+    commander_dim: int = 64  # size of the specific information c_i
+    commander_hyper_hidden: int = 64
 
 
 # --------------------------------------------------------------------------- env
@@ -187,6 +223,9 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="schema/algo", name="value_decomposition", node=ValueDecompositionConfig)
+    cs.store(group="schema/algo", name="ctds", node=CTDSConfig)
+    cs.store(group="schema/algo", name="copa", node=COPAConfig)
+    cs.store(group="schema/algo", name="csrl", node=CSRLConfig)
     cs.store(group="schema/env", name="smac", node=SMACEnvConfig)
     cs.store(group="schema/env", name="ltr", node=LTREnvConfig)
     cs.store(group="schema/env", name="grf", node=GRFEnvConfig)

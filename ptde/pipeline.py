@@ -101,6 +101,10 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path, resume_from: Path | None = 
     trainer.fit(learner, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     wall = time.time() - t0 + interaction.seconds_before_resume
     final = test_policy(test_env, learner, info.n_actions, cfg["trainer"]["test_episodes"])
+    if getattr(learner, "trains_student", False):
+        # CTDS distils during stage 1: its teacher and student play the PRR comparison now
+        student = learner.decentralized_policy()
+        final |= compare_policies(cfg, learner, student, info.n_actions, cfg["trainer"]["test_episodes"], seed + 30_000)
     c = learner.counters
     run_logger.log(final, c.env_steps)
     run_logger.finish()
@@ -222,8 +226,13 @@ def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill
 
 
 def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:
-    """The `*_KD` policy of a run: the teacher's agent network with the student in place of GIP."""
+    """The `*_KD` policy of a run: the teacher's agent network with the student in place of GIP
+    (or, for a learner that trains its own student during stage 1 such as CTDS, that student)."""
     path = run_dir / "checkpoints" / STUDENT_FILE
+    if not path.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        learner = load_learner(run_dir)
+        if getattr(learner, "trains_student", False):
+            return learner.decentralized_policy(), learner
     if not path.is_file():
         raise ConfigError(
             f"no distilled student at {path}; run stage 2 first (python -m ptde.distill teacher={run_dir})"
@@ -244,13 +253,20 @@ def performance_retention_ratio(decentralized: float, centralized: float) -> flo
 def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:
     """Centralized (teacher) and decentralized (student) on the same greedy test episodes; PRR."""
     policy, teacher = load_decentralized(run_dir)
+    return compare_policies(cfg, teacher, policy, teacher.info.n_actions, episodes, seed)
+
+
+def compare_policies(
+    cfg: dict[str, Any], teacher: Actor, student: Actor, n_actions: int, episodes: int, seed: int
+) -> dict[str, float]:
+    """The teacher (centralized) and the student (decentralized) on the same greedy test episodes
+    of a fresh test env; their success metrics and PRR."""
     env = make_env(ConfigView(cfg["env"]), batch_size=test_batch_size(cfg["env"], episodes), seed=seed, split="test")
     metric = env.get_env_info().success_metric
-    n_actions = teacher.info.n_actions
     env.reset(seed=seed)
     central = test_policy(env, teacher, n_actions, episodes, prefix="eval/centralized")
     env.reset(seed=seed)
-    decentral = test_policy(env, policy, n_actions, episodes, prefix="eval/decentralized")
+    decentral = test_policy(env, student, n_actions, episodes, prefix="eval/decentralized")
     env.close()
     c, d = central[f"eval/centralized/{metric}"], decentral[f"eval/decentralized/{metric}"]
     out = {

@@ -23,9 +23,24 @@ from ptde.runtime import ConfigError, load_checkpoint
 
 def learner_registry() -> dict[str, type[L.LightningModule]]:
     """`algo.learner` value -> LightningModule class (imported lazily: modules import each other)."""
+    from ptde.learners.copa import COPALearner
+    from ptde.learners.csrl import CSRLLearner
+    from ptde.learners.ctds import CTDSLearner
     from ptde.learners.value_decomposition import ValueDecompositionLearner
 
-    return {"value_decomposition": ValueDecompositionLearner}
+    return {
+        "value_decomposition": ValueDecompositionLearner,
+        "ctds": CTDSLearner,
+        "copa": COPALearner,
+        "csrl": CSRLLearner,
+    }
+
+
+def require_no_variant(variant: dict[str, Any], algo: str) -> None:
+    """The baselines (CTDS, COPA, CSRL) bring their own use of global information; a GIU/GIP
+    variant on top of one is refused."""
+    if variant["name"] != "none":
+        raise ConfigError(f"algo={algo} has its own use of global information; run it with variant=none")
 
 
 def learner_class(cfg: dict[str, Any]) -> type[L.LightningModule]:

@@ -51,8 +51,7 @@ class ValueDecompositionLearner(L.LightningModule):
         self.algo = algo
         info = EnvInfo(**env_info)
         self.info = info
-        global_info = build_global_info(variant, info, input_dim=info.obs_dim + info.n_actions + info.n_agents)
-        self.q_net = MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info)
+        self.q_net = self.build_q_net(algo, variant, info)
         self.mixer = build_mixer(
             algo["mixer"], info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"]
         )
@@ -60,6 +59,16 @@ class ValueDecompositionLearner(L.LightningModule):
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.counters = RunCounters()
         self.pending_metrics: dict[str, list[float]] = {}
+
+    @staticmethod
+    def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> torch.nn.Module:
+        """The agent network (its target is a copy): the shared RNN agent plus the variant's GIU/GIP.
+
+        Baselines that swap the agent network (CTDS, COPA, CSRL) override this; the network's
+        `forward(inputs, state, hidden, valid=...)` returns (Q [B, T, n, A], hidden, extras).
+        """
+        global_info = build_global_info(variant, info, input_dim=info.obs_dim + info.n_actions + info.n_agents)
+        return MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info)
 
     @staticmethod
     def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[EpisodeReplayBuffer, ReplayDataModule]:
@@ -71,7 +80,7 @@ class ValueDecompositionLearner(L.LightningModule):
     @property
     def global_info(self) -> torch.nn.Module | None:
         """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
-        return self.q_net.global_info
+        return getattr(self.q_net, "global_info", None)
 
     def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> DecentralizedQNetwork:
         """`*_KD` execution: this learner's agent network with the student in place of GIU/GIP."""
@@ -108,29 +117,36 @@ class ValueDecompositionLearner(L.LightningModule):
         chunk = self.algo["update_chunk"] or mask.shape[0]
         order = lengths.argsort(descending=True)
         sq_sum = mask.new_zeros(())
+        aux_sum = mask.new_zeros(())
         totals = {"q_taken": 0.0, "target": 0.0, "td_abs": 0.0}
         for idx in order.split(chunk):
             t_max = int(lengths[idx].max().item())
             sub = {
                 k: v[idx, : t_max + 1 if k in ("obs", "state", "avail_actions") else t_max] for k, v in batch.items()
             }
-            chunk_sq, chunk_totals = self._td_squares(sub)
+            chunk_sq, chunk_aux, chunk_totals = self._td_squares(sub)
             sq_sum = sq_sum + chunk_sq
+            aux_sum = aux_sum + chunk_aux
             for k, v in chunk_totals.items():
                 totals[k] += v
         n_steps = mask.sum()
-        loss = 0.5 * sq_sum / n_steps
+        td_loss = 0.5 * sq_sum / n_steps
+        aux_loss = aux_sum / n_steps
+        loss = td_loss + aux_loss
         steps = n_steps.item()
         stats = {
-            "train/td_loss": loss.item(),
+            "train/td_loss": td_loss.item(),
             "train/q_taken_mean": totals["q_taken"] / (steps * self.info.n_agents),
             "train/target_mean": totals["target"] / steps,
             "train/td_error_abs": totals["td_abs"] / steps,
         }
+        if aux_sum.requires_grad:
+            stats["train/aux_loss"] = aux_loss.item()
         return loss, stats
 
-    def _td_squares(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Σ masked TD² of a batch of episodes (plus sums for the logged statistics)."""
+    def _td_squares(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """Σ masked TD² of a batch of episodes, Σ of the learner's auxiliary loss (0 for plain
+        value decomposition; see `auxiliary_sum`), and sums for the logged statistics."""
         obs, state, avail = batch["obs"], batch["state"], batch["avail_actions"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
         terminated, mask = batch["terminated"], batch["mask"]  # [B, T]
@@ -143,7 +159,7 @@ class ValueDecompositionLearner(L.LightningModule):
         acting = torch.cat([mask, zeros], dim=1)  # [B, T+1]
         bootstrap = torch.cat([zeros, mask * (1.0 - terminated)], dim=1)  # [B, T+1]
         valid = (acting + bootstrap) > 0
-        q, _, _ = self.q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
+        q, _, extras = self.q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
         chosen_q = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
         with torch.no_grad():
             target_q, _, _ = self.target_q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
@@ -161,7 +177,15 @@ class ValueDecompositionLearner(L.LightningModule):
             "target": (targets * mask).sum().item(),
             "td_abs": td_error.detach().abs().sum().item(),
         }
-        return td_error.pow(2).sum(), totals
+        return td_error.pow(2).sum(), self.auxiliary_sum(batch, inputs, q, extras), totals
+
+    def auxiliary_sum(
+        self, batch: dict[str, torch.Tensor], inputs: torch.Tensor, q: torch.Tensor, extras: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Σ over the batch's steps of a loss added to the TD loss (divided by the step count like
+        it). `q` [B, T+1, n, A] and `extras` are what the online agent network returned. None here;
+        CTDS adds its student's distillation loss, COPA its variational objective."""
+        return batch["mask"].new_zeros(())
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch, _, _ = next(dataloader_iter)
