@@ -29,7 +29,7 @@ distills μ_i either way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -173,10 +173,19 @@ class MAPPOLearner(StageOneLearner):
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch, _, _ = next(dataloader_iter)
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        self.record(self.ppo_update(batch))
+        actor_opt, critic_opt = self.optimizers()
+        self.record(self.ppo_update(self.prepare_rollout(batch), actor_opt, critic_opt, self.manual_backward))
         self.counters.updates += 1
 
-    def ppo_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    @torch.no_grad()
+    def prepare_rollout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Steps 1-2: what the PPO epochs read, from the networks that collected the rollout.
+
+        Returns (all [B, T, ...]) inputs, actor_state (None without GIU/GIP), avail, valid,
+        agent_mask, actions; old_log_prob, old_values (normalised space), advantages (normalised),
+        targets (value targets in the critic's space), returns (raw), state [B, T+1, S].
+        The value normaliser takes this rollout's returns here.
+        """
         a, n = self.algo, self.info.n_agents
         obs, state, avail = batch["obs"], batch["state"], batch["avail_actions"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
@@ -186,40 +195,57 @@ class MAPPOLearner(StageOneLearner):
         actor_state = state[:, :T] if self.actor.uses_state else None
         avail_t, valid = avail[:, :T], mask > 0  # [B, T, n, A], [B, T]
         agent_mask = mask.unsqueeze(-1).expand(B, T, n)  # [B, T, n]
-        taken = actions.unsqueeze(-1)  # [B, T, n, 1]
+        old_log_prob = self.log_pi(inputs, actor_state, avail_t, valid).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        old_values = self.critic(state)  # [B, T+1, n], normalised space
+        values = self.value_norm.denormalize(old_values) if a["value_norm"] else old_values
+        advantages, returns = gae_advantages(reward, terminated, mask, values, a["gamma"], a["gae_lambda"])
+        if a["value_norm"]:
+            self.value_norm.update(returns, agent_mask)
+            targets = self.value_norm.normalize(returns)  # [B, T, n]
+        else:
+            targets = returns
+        adv_mean = masked_mean(advantages, agent_mask)
+        adv_std = masked_mean((advantages - adv_mean) ** 2, agent_mask).sqrt()
+        return {
+            "inputs": inputs,
+            "actor_state": actor_state,
+            "avail": avail_t,
+            "valid": valid,
+            "agent_mask": agent_mask,
+            "actions": actions,
+            "state": state,
+            "old_log_prob": old_log_prob,
+            "old_values": old_values[:, :T],
+            "advantages": (advantages - adv_mean) / (adv_std + 1e-5),
+            "targets": targets,
+            "returns": returns,
+        }
 
-        # 1-2: the data's policy and values, GAE, value targets
-        with torch.no_grad():
-            old_log_prob = self.log_pi(inputs, actor_state, avail_t, valid).gather(-1, taken).squeeze(-1)  # [B, T, n]
-            old_values = self.critic(state)  # [B, T+1, n], normalised space
-            values = self.value_norm.denormalize(old_values) if a["value_norm"] else old_values
-            advantages, returns = gae_advantages(reward, terminated, mask, values, a["gamma"], a["gae_lambda"])
-            if a["value_norm"]:
-                self.value_norm.update(returns, agent_mask)
-                targets = self.value_norm.normalize(returns)  # [B, T, n]
-            else:
-                targets = returns
-            adv_mean = masked_mean(advantages, agent_mask)
-            adv_std = masked_mean((advantages - adv_mean) ** 2, agent_mask).sqrt()
-            advantages = (advantages - adv_mean) / (adv_std + 1e-5)
-        old_values = old_values[:, :T]
-
-        # 3: epochs of minibatches of whole episodes
-        actor_opt, critic_opt = self.optimizers()
+    def ppo_update(
+        self,
+        r: dict[str, torch.Tensor],
+        actor_opt: torch.optim.Optimizer,
+        critic_opt: torch.optim.Optimizer,
+        backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+    ) -> dict[str, float]:
+        """Step 3: `ppo_epochs` passes over `num_mini_batch` minibatches of whole episodes."""
+        a = self.algo
+        B, T = r["valid"].shape
         totals: dict[str, float] = {}
         n_minibatches = 0
         for _ in range(a["ppo_epochs"]):
-            for idx in torch.randperm(B, device=mask.device).chunk(a["num_mini_batch"]):
-                m = agent_mask[idx]
-                log_pi = self.log_pi(
-                    inputs[idx], None if actor_state is None else actor_state[idx], avail_t[idx], valid[idx]
-                )  # [b, T, n, A]
-                log_prob = log_pi.gather(-1, taken[idx]).squeeze(-1)  # [b, T, n]
+            for idx in torch.randperm(B, device=r["valid"].device).chunk(a["num_mini_batch"]):
+                m = r["agent_mask"][idx]
+                actor_state = None if r["actor_state"] is None else r["actor_state"][idx]
+                log_pi = self.log_pi(r["inputs"][idx], actor_state, r["avail"][idx], r["valid"][idx])  # [b, T, n, A]
+                log_prob = log_pi.gather(-1, r["actions"][idx].unsqueeze(-1)).squeeze(-1)  # [b, T, n]
                 entropy = masked_mean(-(log_pi.exp() * log_pi).sum(-1), m)
-                policy_loss, pstats = ppo_policy_loss(log_prob, old_log_prob[idx], advantages[idx], m, a["clip_param"])
-                new_values = self.critic(state[idx])[:, :T]  # [b, T, n]
+                policy_loss, pstats = ppo_policy_loss(
+                    log_prob, r["old_log_prob"][idx], r["advantages"][idx], m, a["clip_param"]
+                )
+                new_values = self.critic(r["state"][idx])[:, :T]  # [b, T, n]
                 value_loss = clipped_value_loss(
-                    new_values, old_values[idx], targets[idx], m, a["clip_param"], a["huber_delta"],
+                    new_values, r["old_values"][idx], r["targets"][idx], m, a["clip_param"], a["huber_delta"],
                     a["clipped_value_loss"],
                 )  # fmt: skip
                 actor_loss = policy_loss - a["entropy_coef"] * entropy
@@ -233,7 +259,7 @@ class MAPPOLearner(StageOneLearner):
                     )
                 actor_opt.zero_grad()
                 critic_opt.zero_grad()
-                self.manual_backward(actor_loss + critic_loss)  # the two networks share no parameters
+                backward(actor_loss + critic_loss)  # the two networks share no parameters
                 actor_grad = torch.nn.utils.clip_grad_norm_(self.actor.parameters(), a["grad_norm_clip"])
                 critic_grad = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), a["grad_norm_clip"])
                 actor_opt.step()
@@ -250,6 +276,5 @@ class MAPPOLearner(StageOneLearner):
                     totals[k] = totals.get(k, 0.0) + v
                 n_minibatches += 1
         stats = {k: v / n_minibatches for k, v in totals.items()}
-        stats["train/advantage_std"] = adv_std.item()
-        stats["train/return_mean"] = masked_mean(returns, agent_mask).item()
+        stats["train/return_mean"] = masked_mean(r["returns"], r["agent_mask"]).item()
         return stats
