@@ -132,6 +132,26 @@ def test_ppo_update_moves_the_policy_towards_positive_advantages():
     assert up > 0 > down, (up.item(), down.item())
 
 
+def test_mappo_gip_runs_both_stages_and_evaluates_with_the_student(tmp_path):
+    """Stage 2 is the QMIX code unchanged: the teacher dataset, the student and MAPPO_KD."""
+    run_dir = tmp_path / "mappo_gip"
+    proc = run_module(
+        "ptde.train", "algo=mappo_gip", "env=smac/3m", "logger=csv", "trainer.max_env_steps=1500",
+        "trainer.test_interval=1000", "trainer.test_episodes=8", "trainer.progress_bar=false",
+        "variant.distill.teacher_episodes=16", "variant.distill.max_steps=100", "variant.distill.val_interval=50",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((run_dir / "results.json").read_text())
+    assert r["status"] == "finished" and r["algo"] == "mappo_gip" and r["algo_kd"] == "mappo_kd"
+    assert r["updates"] >= 1 and r["distill/rows"] > 0
+    for key in ("eval/centralized_win_rate", "eval/decentralized_win_rate", "eval/prr", "distill/val_mse"):
+        assert key in r, key
+    ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=4", "batch_size=4")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads((run_dir / "eval_decentralized.json").read_text())["mode"] == "decentralized"
+
+
 @pytest.mark.slow
 def test_mappo_learns_smax_3m(tmp_path):
     """MAPPO on SMAX 3m for 15k env steps must beat the untrained greedy policy's and a uniformly
