@@ -31,11 +31,13 @@ class Learner(ChoiceEnum):
     ctds = "ctds"
     copa = "copa"
     csrl = "csrl"
+    mappo = "mappo"
 
 
 class MixerKind(ChoiceEnum):
     vdn = "vdn"
     qmix = "qmix"
+    qplex = "qplex"
 
 
 class VariantKind(ChoiceEnum):
@@ -71,9 +73,12 @@ class ValueDecompositionConfig:
     mixer: MixerKind = MixerKind.qmix
     # agent network
     rnn_hidden_dim: int = 64
-    # mixer network (QMIX)
+    # mixer network (QMIX; QPLEX's weighted head uses hypernet_embed too)
     mixing_embed_dim: int = 32
     hypernet_embed: int = 64
+    # QPLEX's duplex weights λ_i(s, a): attention heads and their extractors' width (PyMARL2's qplex.yaml)
+    num_kernel: int = 4
+    adv_hypernet_embed: int = 64
     # optimisation
     lr: float = 1e-3
     gamma: float = 0.99
@@ -122,6 +127,41 @@ class CSRLConfig(ValueDecompositionConfig):
     learner: Learner = Learner.csrl
     commander_dim: int = 64  # size of the specific information c_i
     commander_hyper_hidden: int = 64
+
+
+@dataclass
+class MAPPOConfig:
+    """MAPPO (Yu et al. 2021) with the SMAC defaults of its code (marlbenchmark/on-policy):
+    recurrent actor and critic of width 64, Adam 5e-4 (eps 1e-5) for both, GAE(γ 0.99, λ 0.95),
+    PPO clip 0.2 (also the value clip), 5 epochs of 1 minibatch per rollout, entropy bonus 0.01,
+    Huber value loss (δ 10) on a normalised value (ValueNorm), gradient clip 10 for each network."""
+
+    name: str = MISSING  # mappo (the variant suffix is added from `variant.name`)
+    learner: Learner = Learner.mappo
+    rnn_hidden_dim: int = 64  # actor
+    critic_hidden_dim: int = 64
+    lr: float = 5e-4  # actor
+    critic_lr: float = 5e-4
+    optim_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_param: float = 0.2
+    ppo_epochs: int = 5
+    num_mini_batch: int = 1  # minibatches of whole episodes per epoch
+    entropy_coef: float = 0.01
+    value_loss_coef: float = 1.0
+    huber_delta: float = 10.0
+    clipped_value_loss: bool = True
+    value_norm: bool = True
+    grad_norm_clip: float = 10.0
+    # episodes per rollout: one collection of the parallel envs (mappo.yaml sets ${env.batch_size_run})
+    batch_size: int = 8
+    # The rollout's exploration knob, read by the env-interaction callback like the Q-learners' ε:
+    # each agent's action is drawn from the policy with probability ε, else it is the policy's most
+    # probable one. ε = 1 while training (on-policy PPO); tests and evaluation run with ε = 0.
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 1.0
+    epsilon_anneal_time: int = 1
 
 
 # --------------------------------------------------------------------------- env
@@ -226,6 +266,7 @@ def register_configs() -> None:
     cs.store(group="schema/algo", name="ctds", node=CTDSConfig)
     cs.store(group="schema/algo", name="copa", node=COPAConfig)
     cs.store(group="schema/algo", name="csrl", node=CSRLConfig)
+    cs.store(group="schema/algo", name="mappo", node=MAPPOConfig)
     cs.store(group="schema/env", name="smac", node=SMACEnvConfig)
     cs.store(group="schema/env", name="ltr", node=LTREnvConfig)
     cs.store(group="schema/env", name="grf", node=GRFEnvConfig)

@@ -16,7 +16,12 @@ from ptde.nn.policy import build_agent_inputs, epsilon_greedy
 class Actor(Protocol):
     """What a rollout needs of a policy. A centralized one (`uses_state`) is called as
     `act(inputs [B, 1, n, d], hidden, state [B, 1, S])`; a decentralized one as
-    `act(inputs, hidden)` and is never handed the state."""
+    `act(inputs, hidden)` and is never handed the state.
+
+    `act`'s output [B, 1, n, A] becomes actions through the actor's optional
+    `select_actions(out [B, n, A], avail [B, n, A], epsilon, generator) -> [B, n]`; without one,
+    the output is read as Q values and acted on ε-greedily (`epsilon_greedy`). A policy-gradient
+    actor samples from its policy there (see `ptde.nn.policy.sample_from_policy`)."""
 
     uses_state: bool
 
@@ -95,6 +100,7 @@ def run_episodes(
     hidden = None
     last_onehot = torch.zeros(B, n, n_actions)
     done = torch.zeros(B, dtype=torch.bool)
+    select_actions = getattr(policy, "select_actions", epsilon_greedy)
     obs, states, avails, actions, rewards, terms, masks = [], [], [], [], [], [], []
     won = torch.zeros(B, dtype=torch.bool)
     dropped = torch.zeros(B, dtype=torch.bool)
@@ -108,7 +114,7 @@ def run_episodes(
             q, hidden = policy.act(inputs.to(device), hidden, step.state.unsqueeze(1).to(device))
         else:
             q, hidden = policy.act(inputs.to(device), hidden)
-        a = epsilon_greedy(q[:, 0].cpu(), step.avail_actions, epsilon, generator)  # [B, n]
+        a = select_actions(q[:, 0].cpu(), step.avail_actions, epsilon, generator)  # [B, n]
         step = env.step(a)
         if observer is not None:
             observer(env)

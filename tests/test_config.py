@@ -17,6 +17,7 @@ SMAC_LIMITS = {
 
 def test_the_issue_s_groups_exist():
     assert {"qmix", "vdn", "qmix_giu", "qmix_gip", "vdn_giu", "vdn_gip"} <= set(ALGOS)
+    assert {"qplex", "mappo", "mappo_giu", "mappo_gip"} <= set(ALGOS)
     assert set(SMAC_LIMITS) <= set(SMAC_MAPS)
 
 
@@ -31,8 +32,11 @@ def test_every_algo_env_pair_composes(algo, env):
         assert cfg["env"]["episode_limit"] == SMAC_LIMITS[name]
     elif family == "ltr":
         assert cfg["env"]["episode_limit"] == 1  # one query, one joint action
-    # the paper's Table 7 values are the defaults
     a = cfg["algo"]
+    if a["learner"] == "mappo":
+        assert a["batch_size"] == cfg["env"]["batch_size_run"]  # one rollout = one collection
+        return
+    # the paper's Table 7 values are the defaults of the value-decomposition learners
     assert (a["lr"], a["td_lambda"], a["batch_size"], a["buffer_size"]) == (1e-3, 0.6, 128, 5000)
     assert (a["target_update_interval"], a["epsilon_anneal_time"], a["epsilon_finish"]) == (200, 100_000, 0.05)
     assert cfg["env"]["batch_size_run"] == (32 if family == "ltr" else 8) and cfg["trainer"]["test_episodes"] == 32
@@ -46,6 +50,7 @@ def test_all_benchmark_families_are_configured():
 def test_mixers_follow_the_algo():
     assert compose_cfg("algo=qmix")["algo"]["mixer"] == "qmix"
     assert compose_cfg("algo=vdn")["algo"]["mixer"] == "vdn"
+    assert compose_cfg("algo=qplex")["algo"]["mixer"] == "qplex"
 
 
 def _no_run_folder(tmp_path: Path) -> bool:

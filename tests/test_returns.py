@@ -54,3 +54,42 @@ def test_lambda_one_is_monte_carlo_and_zero_is_one_step():
     torch.testing.assert_close(mc, torch.tensor([[1.75, 1.5, 1.0]]))
     one_step = td_lambda_targets(reward, terminated, mask, q, 0.5, 0.0)
     torch.testing.assert_close(one_step, torch.tensor([[4.5, 4.5, 1.0]]))
+
+
+def test_gae_terminated_episode_by_hand():
+    """GAE of a 3-step episode that terminates (padded to T = 4), one value per agent."""
+    from ptde.learners.returns import gae_advantages
+
+    gamma, lam = 0.9, 0.5
+    reward = torch.tensor([[1.0, 0.0, 2.0, 0.0]])
+    terminated = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    # agent 0's values V_0..V_4, agent 1's = 2 x agent 0's; V_3, V_4 follow the end and must not count
+    v0 = torch.tensor([0.5, 1.0, 1.5, 9.0, -9.0])
+    values = torch.stack([v0, 2 * v0], dim=-1).unsqueeze(0)  # [1, 5, 2]
+    adv, ret = gae_advantages(reward, terminated, mask, values, gamma, lam)
+    assert adv.shape == ret.shape == (1, 4, 2)
+    for i, scale in enumerate((1.0, 2.0)):
+        v = v0 * scale
+        a2 = 2.0 - v[2]  # terminal: δ_2 = r_2 - V_2
+        a1 = (0.0 + gamma * v[2] - v[1]) + gamma * lam * a2
+        a0 = (1.0 + gamma * v[1] - v[0]) + gamma * lam * a1
+        torch.testing.assert_close(adv[0, :3, i], torch.stack([a0, a1, a2]))
+        torch.testing.assert_close(ret[0, :3, i], torch.stack([a0, a1, a2]) + v[:3])
+
+
+def test_gae_time_out_bootstraps_and_ignores_padding():
+    from ptde.learners.returns import gae_advantages
+
+    gamma, lam = 0.99, 0.95
+    reward = torch.tensor([[0.5, 0.25, 0.0]])
+    terminated = torch.zeros(1, 3)
+    mask = torch.tensor([[1.0, 1.0, 0.0]])  # time-out after 2 steps
+    a = torch.tensor([[1.0, 2.0, 4.0, 123.0]])
+    b = torch.tensor([[1.0, 2.0, 4.0, -77.0]])
+    adv_a, _ = gae_advantages(reward, terminated, mask, a, gamma, lam)
+    adv_b, _ = gae_advantages(reward, terminated, mask, b, gamma, lam)
+    a1 = 0.25 + gamma * 4.0 - 2.0  # bootstraps from the value of the final state
+    a0 = 0.5 + gamma * 2.0 - 1.0 + gamma * lam * a1
+    torch.testing.assert_close(adv_a[0, :2], torch.tensor([a0, a1]))
+    torch.testing.assert_close(adv_a[0, :2], adv_b[0, :2])

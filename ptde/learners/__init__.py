@@ -3,12 +3,13 @@
 Every stage-1 learner is a LightningModule with the same small surface, so the env-interaction
 callback, the pipeline, stage 2 and evaluation never branch on the algorithm:
 
-- `counters` (RunCounters), `pending_metrics`, `pop_metrics()`;
-- `act(inputs, hidden[, state])` for rollouts (see `ptde.rollout.Actor`), `uses_state`, `info`;
+- `counters` (RunCounters), `pending_metrics`, `pop_metrics()`, `from_checkpoint(path)`: shared
+  by subclassing `ptde.learners.base.StageOneLearner`;
+- `act(inputs, hidden[, state])` for rollouts (see `ptde.rollout.Actor`), `uses_state`, `info`,
+  and optionally `select_actions(out, avail, epsilon, generator)` (default: ε-greedy on `out`);
 - `build_data(cfg, info, seed) -> (buffer, datamodule)`: where its training batches come from;
 - `global_info` (the GIU/GIP module or None) and `decentralized_policy(student, noise_var)`,
-  which stage 2 uses to build the `*_KD` actor;
-- `from_checkpoint(path)`.
+  which stage 2 uses to build the `*_KD` actor.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def learner_registry() -> dict[str, type[L.LightningModule]]:
     from ptde.learners.copa import COPALearner
     from ptde.learners.csrl import CSRLLearner
     from ptde.learners.ctds import CTDSLearner
+    from ptde.learners.mappo import MAPPOLearner
     from ptde.learners.value_decomposition import ValueDecompositionLearner
 
     return {
         "value_decomposition": ValueDecompositionLearner,
+        "mappo": MAPPOLearner,
         "ctds": CTDSLearner,
         "copa": COPALearner,
         "csrl": CSRLLearner,

@@ -1,4 +1,4 @@
-"""Stage 1 for value decomposition (VDN, QMIX) with any global-information variant.
+"""Stage 1 for value decomposition (VDN, QMIX, QPLEX) with any global-information variant.
 
 Reads top to bottom like PyMARL2's NQLearner: unroll the agents over the sampled episodes, pick
 the chosen Q_i, mix them into Q_tot, build TD(λ) targets from the target networks with double Q,
@@ -10,38 +10,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
+import torch.nn.functional as F
 
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.data.datamodule import ReplayDataModule
 from ptde.envs.base import EnvInfo
+from ptde.learners.base import RunCounters, StageOneLearner
 from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
 from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
-from ptde.runtime import load_checkpoint
+
+__all__ = ["RunCounters", "ValueDecompositionLearner"]
 
 
-@dataclass
-class RunCounters:
-    """Progress of a run in the units RL cares about; saved in every checkpoint."""
-
-    env_steps: int = 0
-    episodes: int = 0
-    updates: int = 0
-    last_target_update_episode: int = 0
-    last_test_step: int = 0
-    last_log_step: int = 0
-    last_checkpoint_step: int = 0
-    dropped_episodes: int = 0  # broken off by a crashed or hung env worker (not learned from)
-
-
-class ValueDecompositionLearner(L.LightningModule):
+class ValueDecompositionLearner(StageOneLearner):
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
         """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
         super().__init__()
@@ -52,13 +38,9 @@ class ValueDecompositionLearner(L.LightningModule):
         info = EnvInfo(**env_info)
         self.info = info
         self.q_net = self.build_q_net(algo, variant, info)
-        self.mixer = build_mixer(
-            algo["mixer"], info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"]
-        )
+        self.mixer = build_mixer(algo, info)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.counters = RunCounters()
-        self.pending_metrics: dict[str, list[float]] = {}
 
     @staticmethod
     def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> torch.nn.Module:
@@ -166,11 +148,13 @@ class ValueDecompositionLearner(L.LightningModule):
             select_from = q.detach() if self.algo["double_q"] else target_q
             best = select_from.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)  # [B, T+1, n, 1]
             target_max_q = target_q.gather(-1, best).squeeze(-1)  # [B, T+1, n]
-            target_tot = self.target_mixer(target_max_q, state)  # [B, T+1]
+            target_tot = self.mix(self.target_mixer, target_max_q, state, best, target_q, avail)  # [B, T+1]
             targets = td_lambda_targets(
                 reward, terminated, mask, target_tot, self.algo["gamma"], self.algo["td_lambda"]
             )
-        chosen_tot = self.mixer(chosen_q, state[:, :-1])  # [B, T]
+        chosen_tot = self.mix(
+            self.mixer, chosen_q, state[:, :-1], actions.unsqueeze(-1), q.detach()[:, :-1], avail[:, :-1]
+        )  # [B, T]
         td_error = (chosen_tot - targets) * mask
         totals = {
             "q_taken": (chosen_q.detach() * mask.unsqueeze(-1)).sum().item(),
@@ -186,6 +170,25 @@ class ValueDecompositionLearner(L.LightningModule):
         it). `q` [B, T+1, n, A] and `extras` are what the online agent network returned. None here;
         CTDS adds its student's distillation loss, COPA its variational objective."""
         return batch["mask"].new_zeros(())
+
+    def mix(
+        self,
+        mixer: torch.nn.Module,
+        agent_qs: torch.Tensor,
+        state: torch.Tensor,
+        actions: torch.Tensor,
+        q: torch.Tensor,
+        avail: torch.Tensor,
+    ) -> torch.Tensor:
+        """Q_tot [B, T] of agent_qs [B, T, n]. A mixer that reads the joint action (`uses_actions`,
+        QPLEX) also gets the actions [B, T, n, 1] as one-hots and each agent's greedy value max Q_i
+        of q [B, T, n, A] over its available actions (0 where none is, i.e. padding)."""
+        if not getattr(mixer, "uses_actions", False):
+            return mixer(agent_qs, state)
+        onehot = F.one_hot(actions.squeeze(-1), self.info.n_actions).float()  # [B, T, n, A]
+        max_q = q.masked_fill(~avail, float("-inf")).amax(-1)  # [B, T, n]
+        max_q = torch.where(avail.any(-1), max_q, torch.zeros_like(max_q))
+        return mixer(agent_qs, state, onehot, max_q)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch, _, _ = next(dataloader_iter)
@@ -222,28 +225,3 @@ class ValueDecompositionLearner(L.LightningModule):
     def update_targets(self) -> None:
         self.target_q_net.load_state_dict(self.q_net.state_dict())
         self.target_mixer.load_state_dict(self.mixer.state_dict())
-
-    def pop_metrics(self) -> dict[str, float]:
-        """Means of the training stats since the last call (logged every log_interval env steps)."""
-        out = {k: sum(v) / len(v) for k, v in self.pending_metrics.items() if v}
-        self.pending_metrics = {}
-        return out
-
-    # ------------------------------------------------------------------ checkpoints
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> ValueDecompositionLearner:
-        """Rebuild from a run folder or .ckpt; the config stored in the checkpoint is all it needs."""
-        ckpt = load_checkpoint(path)
-        hp = ckpt["hyper_parameters"]
-        learner = cls(hp["cfg"], hp["env_info"])
-        learner.load_state_dict(ckpt["state_dict"])
-        learner.on_load_checkpoint(ckpt)
-        return learner.eval()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ptde_counters"] = asdict(self.counters)
-        checkpoint["ptde_pending_metrics"] = {k: list(v) for k, v in self.pending_metrics.items()}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.counters = RunCounters(**checkpoint.get("ptde_counters", {}))
-        self.pending_metrics = {k: list(v) for k, v in checkpoint.get("ptde_pending_metrics", {}).items()}

@@ -46,6 +46,28 @@ def epsilon_greedy(
     return torch.where(explore, random_actions, greedy)
 
 
+def sample_from_policy(
+    logits: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """logits [B, n, A], avail [B, n, A] bool -> actions [B, n] of a stochastic policy.
+
+    Each agent's action is drawn from its categorical π over available actions with probability
+    ε, else it is π's most probable action: ε = 1 is on-policy sampling (MAPPO's training
+    rollouts), ε = 0 acts greedily (tests). ε plays the same role as in `epsilon_greedy`, with π
+    in place of the uniform exploration distribution.
+    """
+    masked = logits.masked_fill(~avail, float("-inf"))
+    greedy = masked.argmax(dim=-1)
+    if epsilon <= 0.0:
+        return greedy
+    probs = torch.softmax(masked, dim=-1).reshape(-1, masked.shape[-1])
+    sampled = torch.multinomial(probs, 1, generator=generator).view(greedy.shape)
+    if epsilon >= 1.0:
+        return sampled
+    explore = torch.rand(greedy.shape, generator=generator) < epsilon
+    return torch.where(explore, sampled, greedy)
+
+
 class MultiAgentQNetwork(nn.Module):
     """Shared RNN agent (+ optional global-information module) over all n agents."""
 
