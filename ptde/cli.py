@@ -40,9 +40,12 @@ def group_options(group: str) -> list[str]:
 
 
 def _valid_keys(config_name: str, overrides: list[str], parent: str) -> list[str]:
-    groups = [o for o in overrides if "." not in o.split("=")[0].lstrip("+~")]
+    groups = [o for o in overrides if "." not in o.split("=")[0].lstrip("+~") and o.split("=")[0] != parent]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name, overrides=groups)
+        try:
+            cfg = compose(config_name, overrides=groups)
+        except ConfigCompositionException:  # another bad override: list the defaults' keys
+            cfg = compose(config_name)
     node = OmegaConf.select(cfg, parent) if parent else cfg
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
 

@@ -295,13 +295,13 @@ def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_fro
     proc = start(run_dir, "trainer.save_buffer=false")
     wait_for("checkpoints/env_steps_1*.ckpt", run_dir, proc)
     time.sleep(1.0)
+    periodic = max(int(p.stem.split("_")[-1]) for p in (run_dir / "checkpoints").glob("env_steps_*.ckpt"))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     res = json.loads((run_dir / "results.json").read_text())
     assert res["status"] == "preempted" and "SIGTERM" in res["reason"]
-    periodic = max(int(p.stem.split("_")[-1]) for p in (run_dir / "checkpoints").glob("env_steps_*.ckpt"))
     saved = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
-    assert saved > periodic  # written when the signal came, not left at the periodic one
+    assert saved > periodic  # written after the update the signal interrupted, not left at the last periodic one
 
     again = run_module("ptde.train", *RUN, "trainer.save_buffer=false", f"hydra.run.dir={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
