@@ -211,8 +211,8 @@ def test_random_policy_rarely_wins_3m():
 @pytest.mark.parametrize("algo,env_steps", [("ctds", 30_000), ("copa", 60_000), ("csrl", 30_000)])
 def test_baseline_learns_smax_3m(tmp_path, algo, env_steps):
     """A short run on 3m (QMIX reaches ~0.4 at 30k env steps) must clearly beat random.
-    Measured test win rates at 10k/20k/30k env steps, seed 0: CTDS 0.47/0.31/0.59, CSRL 0.38 at
-    10k; COPA 0.0/0.0/0.19 (its players start with noisy strategies, σ ≈ 1 per dimension), so COPA
+    Measured test win rates at 10k/20k/30k env steps, seed 0: CTDS 0.47/0.31/0.59, CSRL 0.38/0.25/0.41;
+    COPA 0.0/0.0/0.19 (its players start with noisy strategies, σ ≈ 1 per dimension), so COPA
     gets 60k. CTDS's student is held to the same bar and its PRR must be what the win rates say."""
     run_dir = tmp_path / algo
     proc = run_module(
