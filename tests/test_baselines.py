@@ -208,19 +208,21 @@ def test_random_policy_rarely_wins_3m():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["ctds", "copa", "csrl"])
-def test_baseline_learns_smax_3m(tmp_path, algo):
-    """30k env steps on 3m (QMIX reaches ~0.4 there): each baseline must clearly beat random.
-    CTDS's student is held to the same bar and its PRR must be what the two win rates say."""
+@pytest.mark.parametrize("algo,env_steps", [("ctds", 30_000), ("copa", 60_000), ("csrl", 30_000)])
+def test_baseline_learns_smax_3m(tmp_path, algo, env_steps):
+    """A short run on 3m (QMIX reaches ~0.4 at 30k env steps) must clearly beat random.
+    Measured test win rates at 10k/20k/30k env steps, seed 0: CTDS 0.47/0.31/0.59, CSRL 0.38/0.25/0.41;
+    COPA 0.0/0.0/0.19 (its players start with noisy strategies, σ ≈ 1 per dimension), so COPA
+    gets 60k. CTDS's student is held to the same bar and its PRR must be what the win rates say."""
     run_dir = tmp_path / algo
     proc = run_module(
-        "ptde.train", f"algo={algo}", "env=smac/3m", "logger=csv", "trainer.max_env_steps=30000",
+        "ptde.train", f"algo={algo}", "env=smac/3m", "logger=csv", f"trainer.max_env_steps={env_steps}",
         "trainer.test_interval=10000", "trainer.torch_threads=1", "trainer.progress_bar=false",
         f"hydra.run.dir={run_dir}", timeout=3600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["status"] == "finished" and res["env_steps"] >= 30000
+    assert res["status"] == "finished" and res["env_steps"] >= env_steps
     assert res["test/win_rate"] >= RANDOM_3M_WIN_RATE + 0.2, res
     if algo == "ctds":
         c, d = res["eval/centralized_win_rate"], res["eval/decentralized_win_rate"]
