@@ -43,11 +43,12 @@ grf:
 demo: install
 	$(PY) -m ptde.train algo=qmix env=smac/3m logger=csv trainer.max_env_steps=50000 trainer.test_interval=10000 trainer.log_interval=5000 $(ARGS)
 
+# two workers (CI has 2 cores); a file's tests stay on one worker so module fixtures are built once
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(ARGS)
 
 test-all: install
-	$(PY) -m pytest -q -m "" $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "" $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check ptde tests

@@ -136,10 +136,12 @@ def test_smax_frame_is_the_battle_state():
 
     cfg = compose_cfg("env=smac/3m")
     env = make_env(ConfigView(cfg["env"]), batch_size=2, seed=0)
-    env.reset(seed=0)
-    attack = torch.full((2, 3), env.n_actions - 1)  # the last action attacks an enemy when in range
-    for _ in range(12):
-        env.step(torch.where(torch.rand(2, 3) < 0.5, attack, torch.randint(0, 6, (2, 3))))
+    step = env.reset(seed=0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(12):  # random available actions, attacks preferred so that units die
+        weights = step.avail_actions.float() * torch.tensor([1.0] * 5 + [20.0] * (env.n_actions - 5))
+        actions = torch.multinomial(weights.view(-1, env.n_actions), 1, generator=g).view(2, 3)
+        step = env.step(actions)
     frame = env.frame(1)
     assert frame.n_allies == 3 and frame.unit_types == ["marine"] * 6
     assert frame.positions.shape == (6, 2) and frame.t == 12
