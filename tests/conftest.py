@@ -52,3 +52,37 @@ def tiny_overrides() -> list[str]:
         "algo.buffer_size=200",
         "env.batch_size_run=8",
     ]
+
+
+def learner_and_real_batch(algo: str = "qmix", *overrides: str):
+    """An untrained learner of `algo` on SMAX 3m and 16 of its own random-policy episodes."""
+    import torch
+
+    from ptde.data.buffer import EpisodeReplayBuffer
+    from ptde.learners import build_learner
+    from ptde.rollout import run_episodes
+    from ptde.runtime import build_envs
+
+    torch.manual_seed(0)
+    cfg = compose_cfg(f"algo={algo}", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8", *overrides)
+    train_env, _, info = build_envs(cfg, seed=0)
+    learner = build_learner(cfg, info.__dict__)
+    buffer = EpisodeReplayBuffer(64, info)
+    for _ in range(2):
+        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
+    return learner, buffer.sample(16, torch.Generator().manual_seed(0))
+
+
+def fit_fixed_batch(learner, batch, steps: int = 60) -> list[float]:
+    """TD losses of `steps` Adam updates on one batch with frozen targets (a learner must fit it)."""
+    import torch
+
+    opt = torch.optim.Adam(list(learner.q_net.parameters()) + list(learner.mixer.parameters()), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        loss, _ = learner.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

@@ -7,10 +7,9 @@ import math
 
 import pytest
 import torch
-from conftest import compose_cfg, run_module
+from conftest import compose_cfg, learner_and_real_batch, run_module
 from test_ptde import ScrambledStateEnv
 
-from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import EnvInfo
 from ptde.learners import build_learner
 from ptde.nn.copa import COPAQNetwork
@@ -129,19 +128,8 @@ def test_ctds_student_act_has_no_state_and_ignores_it():
     assert not torch.allclose(learner.act(inputs, None, s)[0], learner.act(inputs, None, s + 1.0)[0])
 
 
-def _learner_and_batch(algo: str, *overrides: str):
-    torch.manual_seed(0)
-    cfg = compose_cfg(f"algo={algo}", "env=smac/3m", "env.batch_size_run=8", *overrides)
-    train_env, _, info = build_envs(cfg, seed=0)
-    learner = build_learner(cfg, info.__dict__)
-    buffer = EpisodeReplayBuffer(64, info)
-    for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    return learner, buffer.sample(16, torch.Generator().manual_seed(0))
-
-
 def test_ctds_distillation_trains_the_student_and_leaves_the_teacher_alone():
-    learner, batch = _learner_and_batch("ctds", "algo.update_chunk=0")
+    learner, batch = learner_and_real_batch("ctds", "algo.update_chunk=0")
     _, aux, _ = learner._td_squares(batch)
     aux.backward()
     assert aux.item() > 0
@@ -160,7 +148,7 @@ def test_ctds_distillation_trains_the_student_and_leaves_the_teacher_alone():
 
 
 def test_copa_variational_term_reaches_coach_and_posterior():
-    learner, batch = _learner_and_batch("copa", "algo.update_chunk=0")
+    learner, batch = learner_and_real_batch("copa", "algo.update_chunk=0")
     loss, stats = learner.compute_loss(batch)
     assert "train/aux_loss" in stats and stats["train/aux_loss"] != 0
     loss.backward()

@@ -97,31 +97,13 @@ def test_qplex_value_part_carries_the_gradient_and_depends_on_state():
 def test_qplex_learner_fits_a_fixed_batch_of_real_episodes():
     """algo=qplex builds the duplex mixer into the value-decomposition learner; with targets frozen,
     updates on one real SMAX batch drive the TD loss down."""
-    from conftest import compose_cfg
+    from conftest import fit_fixed_batch, learner_and_real_batch
 
-    from ptde.data.buffer import EpisodeReplayBuffer
-    from ptde.learners.value_decomposition import ValueDecompositionLearner
     from ptde.nn.mixers import QPLEXMixer
-    from ptde.rollout import run_episodes
-    from ptde.runtime import build_envs
 
-    torch.manual_seed(0)
-    cfg = compose_cfg("algo=qplex", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
-    assert cfg["algo"]["mixer"] == "qplex" and cfg["algo"]["num_kernel"] == 4
-    train_env, _, info = build_envs(cfg, seed=0)
-    learner = ValueDecompositionLearner(cfg, info.__dict__)
+    learner, batch = learner_and_real_batch("qplex")
+    assert learner.algo["mixer"] == "qplex" and learner.algo["num_kernel"] == 4
     assert isinstance(learner.mixer, QPLEXMixer) and isinstance(learner.target_mixer, QPLEXMixer)
-    buffer = EpisodeReplayBuffer(64, info)
-    for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    batch = buffer.sample(16, torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(list(learner.q_net.parameters()) + list(learner.mixer.parameters()), lr=1e-3)
-    losses = []
-    for _ in range(60):
-        loss, _ = learner.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(learner, batch)
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < 0.3 * losses[0], losses[::10]

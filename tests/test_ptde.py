@@ -124,8 +124,6 @@ def test_decentralized_policy_acts_identically_whatever_the_state():
     train_env, _, info = build_envs(cfg, seed=0)
     teacher = ValueDecompositionLearner(cfg, info.__dict__)
     policy = DecentralizedQNetwork(teacher.q_net.agent, StudentModule(teacher.q_net.input_dim, 64, 64))
-    a = run_episodes(ScrambledStateEnv(train_env, 1), policy, info.n_actions, 0.0)
-    b = run_episodes(ScrambledStateEnv(train_env, 2), policy, info.n_actions, 0.0)
     train_env.reset(seed=7)
     a = run_episodes(ScrambledStateEnv(train_env, 1), policy, info.n_actions, 0.0)
     train_env.reset(seed=7)

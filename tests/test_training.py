@@ -5,37 +5,13 @@ import csv
 import json
 
 import torch
-from conftest import compose_cfg, run_module
-
-from ptde.data.buffer import EpisodeReplayBuffer
-from ptde.learners.value_decomposition import ValueDecompositionLearner
-from ptde.rollout import run_episodes
-from ptde.runtime import build_envs
-
-
-def learner_and_real_batch() -> tuple[ValueDecompositionLearner, dict[str, torch.Tensor]]:
-    """An untrained QMIX learner on SMAX 3m and 16 of its own random-policy episodes."""
-    torch.manual_seed(0)
-    cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
-    train_env, _, info = build_envs(cfg, seed=0)
-    learner = ValueDecompositionLearner(cfg, info.__dict__)
-    buffer = EpisodeReplayBuffer(64, info)
-    for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    return learner, buffer.sample(16, torch.Generator().manual_seed(0))
+from conftest import fit_fixed_batch, learner_and_real_batch, run_module
 
 
 def test_learner_fits_a_fixed_batch_of_real_episodes():
     """With the targets frozen, repeated updates on one batch must drive the TD loss down."""
     learner, batch = learner_and_real_batch()
-    opt = torch.optim.Adam(list(learner.q_net.parameters()) + list(learner.mixer.parameters()), lr=1e-3)
-    losses = []
-    for _ in range(60):
-        loss, _ = learner.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_batch(learner, batch)
     assert losses[-1] < 0.3 * losses[0], losses[::10]
 
 
