@@ -24,13 +24,12 @@ from ptde.learners import build_learner, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.logging import build_run_logger
 from ptde.nn.global_info import StudentModule
-from ptde.results import read_results, update_results
+from ptde.results import update_results
 from ptde.rollout import Actor
 from ptde.runtime import (
     ConfigError,
     ConfigView,
     build_envs,
-    load_checkpoint,
     resolve_checkpoint,
     run_label,
     test_batch_size,
@@ -59,10 +58,17 @@ def make_trainer(cfg: dict[str, Any], callbacks: list[L.Callback]) -> L.Trainer:
 
 
 # ---------------------------------------------------------------------------------- stage 1
-def train_stage1(cfg: dict[str, Any], run_dir: Path, resume_from: Path | None = None) -> dict[str, Any]:
+def train_stage1(
+    cfg: dict[str, Any],
+    run_dir: Path,
+    resume_from: Path | None = None,
+    resume_step: int = 0,
+    wandb_run_id: str | None = None,
+) -> dict[str, Any]:
     """Train the stage-1 learner to the env-step budget; returns the final test metrics.
 
-    `resume_from`: a checkpoint of this run to continue from. Lightning restores the networks,
+    `resume_from`: a checkpoint of this run to continue from (at env step `resume_step`; the
+    killed run logged to wandb as `wandb_run_id`). Lightning restores the networks,
     target networks, optimiser and counters; the env-interaction callback restores the RNGs (and
     the replay buffer when it was saved); the CSV and wandb logs continue from its env step.
     """
@@ -71,17 +77,13 @@ def train_stage1(cfg: dict[str, Any], run_dir: Path, resume_from: Path | None = 
     train_env, test_env, info = build_envs(cfg, seed)
     learner = build_learner(cfg, info.__dict__)
     buffer, datamodule = learner.build_data(cfg, info, seed)
-    resume_step = None
-    if resume_from is not None:
-        resume_step = int(load_checkpoint(resume_from).get("ptde_counters", {}).get("env_steps", 0))
-    previous = read_results(run_dir) if resume_from is not None else {}
     run_logger = build_run_logger(
         cfg["logger"],
         run_dir,
         f"{run_label(cfg)}_{cfg['env']['name']}_seed{seed}",
         cfg,
-        resume_step=resume_step,
-        wandb_run_id=previous.get("wandb_run_id"),
+        resume_step=resume_step if resume_from is not None else None,
+        wandb_run_id=wandb_run_id,
     )
     if (run_id := run_logger.wandb_run_id) is not None:
         update_results(run_dir, wandb_run_id=run_id)

@@ -146,6 +146,7 @@ class ResumePlan:
     cfg: dict[str, Any]
     checkpoint: Path | None = None  # stage-1 checkpoint to continue from (None: stage 1 from scratch)
     previous: dict[str, Any] = field(default_factory=dict)  # results.json of the run being continued
+    checkpoint_env_steps: int = 0  # the checkpoint's env-step counter (read once, when it was checked)
 
     @property
     def resuming(self) -> bool:
@@ -183,11 +184,14 @@ def plan_resume(cfg: dict[str, Any], run_dir: Path, explicit_overrides: list[str
             + f". Only {', '.join(RESUME_MAY_CHANGE[1:])} may change on resume; start a new run with resume=false"
         )
     previous = read_results(run_dir)
-    checkpoint = pick_checkpoint(run_dir, cfg["resume"] if kind == "path" else None)
-    finished = previous.get("status") == "finished"
-    if checkpoint is None and kind == "auto" and not finished and "1" not in previous.get("stages_done", []):
-        return ResumePlan(cfg)  # killed before its first checkpoint: nothing to continue, start over
-    return ResumePlan(cfg, checkpoint, previous)
+    picked = _checked_checkpoint(run_dir, cfg["resume"] if kind == "path" else None)
+    if picked is None:
+        plan = ResumePlan(cfg, None, previous)
+        if kind == "auto" and not plan.finished and "1" not in plan.stages_done:
+            return ResumePlan(cfg)  # killed before its first checkpoint: nothing to continue, start over
+        return plan
+    checkpoint, counters = picked
+    return ResumePlan(cfg, checkpoint, previous, int(counters.get("env_steps", 0)))
 
 
 def apply_overrides(saved: dict[str, Any], composed: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -209,6 +213,13 @@ def apply_overrides(saved: dict[str, Any], composed: dict[str, Any], overrides: 
 def pick_checkpoint(run_dir: Path, explicit: str | None) -> Path | None:
     """The checkpoint to continue from: the named .ckpt, else checkpoints/last.ckpt. An unreadable
     one is refused with the readable alternatives named (it is never silently skipped)."""
+    picked = _checked_checkpoint(run_dir, explicit)
+    return None if picked is None else picked[0]
+
+
+def _checked_checkpoint(run_dir: Path, explicit: str | None) -> tuple[Path, dict[str, Any]] | None:
+    """`pick_checkpoint`'s path with the checkpoint's counters: the one load a resume needs before
+    Lightning's own (a checkpoint with the replay buffer can be ~1 GB)."""
     path = Path(explicit) if explicit and str(explicit).endswith(".ckpt") else run_dir / "checkpoints" / "last.ckpt"
     if not path.is_file():
         return None
@@ -227,7 +238,7 @@ def pick_checkpoint(run_dir: Path, explicit: str | None) -> Path | None:
     ]
     if diffs:
         raise ConfigError(f"checkpoint {path} was trained with another setup than run {run_dir}: " + "; ".join(diffs))
-    return path
+    return path, ckpt.get("ptde_counters", {})
 
 
 def _readable(path: Path) -> bool:

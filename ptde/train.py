@@ -28,7 +28,7 @@ from ptde.pipeline import run_stage2, train_stage1
 from ptde.preemption import Preempted
 from ptde.results import update_results
 from ptde.resume import ResumePlan, plan_resume, resume_argv
-from ptde.runtime import ConfigError, load_checkpoint, run_label, to_container, validate
+from ptde.runtime import ConfigError, run_label, to_container, validate
 
 register_configs()
 
@@ -74,12 +74,17 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
         stages_done=done,
     )
     if plan.checkpoint is not None and "1" not in done:
-        steps = load_checkpoint(plan.checkpoint)["ptde_counters"]["env_steps"]
+        steps = plan.checkpoint_env_steps
         print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
         update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
     try:
         if stage in ("1", "all") and "1" not in done:
-            update_results(run_dir, **train_stage1(cfg, run_dir, plan.checkpoint))
+            update_results(
+                run_dir,
+                **train_stage1(
+                    cfg, run_dir, plan.checkpoint, plan.checkpoint_env_steps, plan.previous.get("wandb_run_id")
+                ),
+            )
             done.append("1")
             update_results(run_dir, stages_done=done)
         if (stage == "2" or (stage == "all" and distills)) and "2" not in done:
