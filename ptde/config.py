@@ -356,6 +356,7 @@ class ReportConfig:
     wandb_report: bool = False  # also publish a wandb report (online and logged in only)
     bootstrap_reps: int = 2000  # bootstrap resamples of the aggregate confidence intervals
     seed: int = 0
+    threshold: float = 0.8  # sample-efficiency table: env steps to the first test score >= threshold
 
 
 @dataclass
@@ -373,6 +374,48 @@ class DistillEntryConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
 
+@dataclass
+class CampaignGroup:
+    """Runs of a campaign that share a budget: every algo x env x seed of the group."""
+
+    envs: list[str] = MISSING  # env options, e.g. smac/3s_vs_5z
+    algos: list[str] = MISSING  # algo options; giu/gip runs go through stage 2 (the *_kd row and PRR)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    max_env_steps: int = MISSING
+
+
+@dataclass
+class CampaignConfig:
+    """A benchmark campaign (`conf/campaign/*.yaml`): the grid whose artefacts are committed under `out`."""
+
+    name: str = MISSING
+    out: str = MISSING  # repo folder of the committed artefacts: <out>/runs/<run>/, <out>/report/
+    groups: list[CampaignGroup] = MISSING
+    overrides: list[str] = field(default_factory=list)  # ptde.train overrides for every run
+
+
+@dataclass
+class BenchmarkConfig:
+    """`python -m ptde.tools.campaign campaign=smax` (`make benchmark`): run a campaign resumably.
+
+    Each run trains in its own folder under `work_dir` (checkpoints, teacher data: never committed);
+    when it finishes, its small artefacts are copied to `<campaign.out>/runs/<run>/` and the report
+    is rebuilt. Re-running skips finished runs and resumes interrupted ones from their checkpoint.
+    """
+
+    campaign: CampaignConfig = MISSING
+    budget: Budget = Budget.full
+    smoke_overrides: list[str] = field(default_factory=list)  # replace each group's budget when budget=smoke
+    jobs: int = 2  # runs in parallel (one per core, each with trainer.torch_threads=1)
+    nice: int = 10  # niceness of the training processes (0: none), so interactive work stays responsive
+    work_dir: str | None = None  # default outputs/benchmarks/<campaign.name>
+    out: str | None = None  # default campaign.out
+    only: list[str] | None = None  # run names (or fnmatch patterns) to restrict the campaign to
+    extra: list[str] = field(default_factory=list)  # more ptde.train overrides for every run
+    report: bool = True
+    dry_run: bool = False  # list the runs and what would happen to each
+
+
 def register_entry_configs() -> None:
     """Schemas of `ptde.evaluate` and `ptde.distill`."""
     cs = ConfigStore.instance()
@@ -380,4 +423,6 @@ def register_entry_configs() -> None:
     cs.store(name="distill_schema", node=DistillEntryConfig)
     cs.store(name="sweep_schema", node=SweepConfig)
     cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="benchmark_schema", node=BenchmarkConfig)
+    cs.store(group="schema/campaign", name="campaign", node=CampaignConfig)
     cs.store(group="schema/grid", name="grid", node=GridConfig)

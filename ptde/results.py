@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,20 @@ def update_results(run_dir: Path, fresh: bool = False, **fields: Any) -> dict[st
         del data[key]
     write_json_atomic(path, data)
     return data
+
+
+def source_version() -> dict[str, Any]:
+    """The git commit of the ptde code this process runs, and whether tracked files differ from it,
+    so a result can be traced to the code that trained it (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "ptde", "conf") if commit else None
+    return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}

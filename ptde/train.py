@@ -26,7 +26,7 @@ from ptde.config import register_configs
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.pipeline import run_stage2, train_stage1
 from ptde.preemption import Preempted
-from ptde.results import update_results
+from ptde.results import source_version, update_results
 from ptde.resume import ResumePlan, plan_resume, resume_argv
 from ptde.runtime import ConfigError, run_label, to_container, validate
 
@@ -73,6 +73,13 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
         stage=stage,
         stages_done=done,
     )
+    version = source_version()
+    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
+        update_results(
+            run_dir, resumed_git_commits=[*plan.previous.get("resumed_git_commits", []), version["git_commit"]]
+        )
+    else:
+        update_results(run_dir, **version)
     if plan.checkpoint is not None and "1" not in done:
         steps = plan.checkpoint_env_steps
         print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)

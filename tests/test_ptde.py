@@ -32,6 +32,18 @@ def test_giu_gives_every_agent_the_same_distribution():
     assert (var >= 0.01).all()
 
 
+def test_giu_embeds_the_state_linearly():
+    """The authors' GIU feeds Linear(s) straight into the μ/σ heads (no ELU, unlike GIP's e_i)."""
+    torch.manual_seed(0)
+    giu = GIUModule(INFO.state_dim, z_dim=16, var_floor=0.01)
+    s = torch.randn(1, 1, INFO.state_dim) * 5
+    e = giu.embed(s)
+    assert (e < -0.5).any()  # negative pre-activations exist, where an ELU would change e
+    mu, var = giu(torch.randn(1, 1, 4, D), s)
+    torch.testing.assert_close(mu[0, 0, 2], giu.head.mu(e[0, 0]))
+    torch.testing.assert_close(var[0, 0, 2], giu.head.log_var(e[0, 0]).exp().clamp(min=0.01))
+
+
 def test_gip_personalises_by_local_input():
     torch.manual_seed(0)
     gip = GIPModule(D, INFO.state_dim, z_dim=16, hyper_hidden_dim=32, var_floor=0.01)

@@ -3,7 +3,9 @@
 All three end in the same distribution generator: μ = Linear(z,z)-LeakyReLU-Linear(z,z)(e) and
 σ² from a twin head, exponentiated and floored at `var_floor`.
 
-- `GIUModule`: e = ELU(Linear(s)), one distribution shared by every agent of a timestep.
+- `GIUModule`: e = Linear(s), one distribution shared by every agent of a timestep. The embedding is
+  linear, as in the authors' GIU (`StateCoachNet` in chenyiqun/ptde-open) and DESIGN.md; only GIP's
+  personalised embedding goes through an ELU.
 - `GIPModule`: an Agent-Hyper Network of the agent's local input o_i generates the weights W(o_i)
   [|s| x z] and bias b(o_i) [z] of the Agent-Personalization Network, e_i = ELU(sᵀW(o_i) + b(o_i)).
 - `StudentModule`: the stage-2 student, an MLP of o_i alone that predicts the teacher's μ.
@@ -50,7 +52,7 @@ class GIUModule(nn.Module):
 
     def forward(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs [B, T, n, d] (unused but for n), state [B, T, S] -> μ, σ² [B, T, n, z]."""
-        e = F.elu(self.embed(state)).unsqueeze(-2)  # [B, T, 1, z]
+        e = self.embed(state).unsqueeze(-2)  # [B, T, 1, z], linear in s (no activation)
         mu, var = self.head(e)
         n = inputs.shape[-2]
         return mu.expand(*mu.shape[:-2], n, self.z_dim), var.expand(*var.shape[:-2], n, self.z_dim)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ptde.report.aggregate import iqm_table
+from ptde.report.efficiency import efficiency_table, run_efficiency
 from ptde.report.plots import plot_distillation, plot_learning_curves
 from ptde.report.runs import RunRecord, load_source
 from ptde.report.tables import final_scores, paper_table, prr, summarize
@@ -38,6 +39,7 @@ def build_report(
     bootstrap_reps: int = 2000,
     seed: int = 0,
     title: str | None = None,
+    threshold: float = 0.8,
 ) -> Path:
     """Write the report of a folder of runs (or of already loaded runs) into `out`; returns index.md."""
     if isinstance(source, str | Path):
@@ -47,6 +49,8 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     scores = final_scores(records, issues)
     summary, prrs = summarize(scores), prr(scores)
+    per_run = run_efficiency(records, threshold)
+    per_run.to_csv(out / "efficiency_runs.csv", index=False)
     used = {(r.family, r.env, r.algo, r.seed) for r in records}
     lines = [f"# PTDE report: {title or 'runs'}", ""]
     lines += [
@@ -70,6 +74,20 @@ def build_report(
         lines += [f"## {family}: final test {metric}", "", markdown(table), ""]
         links = f"[CSV](table_{family}.csv) · [values](table_{family}_values.csv) · [PRR](prr_{family}.csv)"
         lines += [links, ""]
+        eff = efficiency_table(per_run, family, threshold)
+        if len(eff):
+            eff.to_csv(out / f"efficiency_{family}.csv")
+            (out / f"efficiency_{family}.md").write_text(markdown(eff) + "\n")
+            lines += [f"### {family}: sample efficiency of the test curves (threshold {threshold:g})", ""]
+            lines += [
+                "Env steps to the first greedy test at or above the threshold (mean ± std over the seeds that "
+                "reached it), and the area under the test curve divided by its env-step span (the curve's mean "
+                "level); peak and final test show a collapse after a peak. Per-run values: "
+                "[efficiency_runs.csv](efficiency_runs.csv).",
+                "",
+                markdown(eff),
+                "",
+            ]
         agg = iqm_table(scores[scores["family"] == family], issues, family, bootstrap_reps, seed)
         if not agg.empty:
             agg.to_csv(out / f"aggregate_{family}.csv")

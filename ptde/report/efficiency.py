@@ -1,0 +1,84 @@
+"""Sample efficiency from the test curves in metrics.csv, for maps where the final score saturates.
+
+Per run, from its greedy test curve (`test/<metric>` against env steps):
+- `steps_to_threshold`: the env step of the first test at or above the threshold (NaN if never);
+- `auc`: the area under the test curve divided by its env-step span (trapezoids over the logged
+  tests), i.e. the curve's mean level in [0, 1]; a run that learns early scores higher;
+- `peak` and `final`: the best and the last test, so a collapse after a peak is visible.
+
+Per (family, env, algo) the table gives how many seeds reached the threshold, the mean ± std
+(ddof=0) of the steps over the seeds that did, and mean ± std of auc, peak and final.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ptde.report.runs import RunRecord
+from ptde.report.tables import row_order
+
+
+def test_curve(record: RunRecord) -> tuple[np.ndarray, np.ndarray] | None:
+    """(env steps, test score) of the run's greedy tests, in env-step order; None without tests."""
+    x, y = "env_steps", f"test/{record.metric}"
+    df = record.curves
+    if x not in df or y not in df:
+        return None
+    d = df[[x, y]].apply(pd.to_numeric, errors="coerce").dropna().groupby(x, as_index=False)[y].last()
+    return (d[x].to_numpy(float), d[y].to_numpy(float)) if len(d) else None
+
+
+def curve_efficiency(steps: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    """steps [T] ascending, score [T] -> steps_to_threshold, auc, peak, final."""
+    hit = np.flatnonzero(score >= threshold)
+    span = steps[-1] - steps[0]
+    auc = float(np.trapezoid(score, steps) / span) if span > 0 else float(score[0])
+    return {
+        "steps_to_threshold": float(steps[hit[0]]) if len(hit) else float("nan"),
+        "auc": auc,
+        "peak": float(score.max()),
+        "final": float(score[-1]),
+    }
+
+
+def run_efficiency(records: list[RunRecord], threshold: float) -> pd.DataFrame:
+    """One row per run with a test curve: family, env, algo, seed and the curve_efficiency values."""
+    rows = []
+    for r in records:
+        curve = test_curve(r)
+        if curve is not None:
+            base = {"family": r.family, "env": r.env, "algo": r.algo, "seed": r.seed, "metric": r.metric}
+            rows.append(base | curve_efficiency(*curve, threshold))
+    cols = ["family", "env", "algo", "seed", "metric", "steps_to_threshold", "auc", "peak", "final"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def efficiency_table(per_run: pd.DataFrame, family: str, threshold: float) -> pd.DataFrame:
+    """The family's sample-efficiency table as strings: one row per (env, algo)."""
+
+    def ms(v: pd.Series, fmt: str) -> str:
+        v = v.dropna()
+        return "–" if v.empty else f"{format(v.mean(), fmt)} ± {format(float(np.std(v, ddof=0)), fmt)}"
+
+    f = per_run[per_run["family"] == family]
+    metric = f["metric"].iloc[0] if len(f) else "score"
+    rows = {}
+    for env in sorted(f["env"].unique()):
+        e = f[f["env"] == env]
+        for algo in row_order(list(e["algo"].unique())):
+            a = e[e["algo"] == algo]
+            reached = a["steps_to_threshold"].notna()
+            rows[(env, algo)] = {
+                f"seeds reaching {metric} ≥ {threshold:g}": f"{int(reached.sum())}/{len(a)}",
+                "env steps to first ≥ threshold": ms(a["steps_to_threshold"] / 1e3, ".0f").replace(" ±", "k ±") + "k"
+                if reached.any()
+                else "never",
+                "AUC (mean test score)": ms(a["auc"], ".3f"),
+                "peak test": ms(a["peak"], ".3f"),
+                "final test": ms(a["final"], ".3f"),
+            }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(table):
+        table.index = [f"{env} / {algo}" for env, algo in table.index]
+    return table.rename_axis("map / algorithm")

@@ -1,0 +1,1 @@
+"""Command-line tools around the library (campaigns, benchmarks); the library never imports them."""

@@ -1,0 +1,211 @@
+"""`python -m ptde.tools.campaign campaign=smax` (`make benchmark`): a benchmark campaign, resumably.
+
+A campaign (`conf/campaign/*.yaml`) is a grid of algos x envs x seeds at fixed budgets. Each run is
+one `ptde.train` process with its own `hydra.run.dir` under `work_dir`, so re-running the command
+continues every run where it stopped (`resume=auto` picks up its checkpoint) and skips the finished
+ones. When a run finishes, only its small artefacts (config.yaml, results.json, metrics.csv,
+distill/metrics.csv) are copied to `<out>/runs/<run>/`, and the report in `<out>/report/` is rebuilt
+from those copies, so what is committed is exactly what the report was made from.
+
+Runs are ordered seed-major (every cell's seed 0 before any seed 1), so a campaign cut short by the
+end of a session leaves whole cells of the table as early as possible.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from ptde.cli import group_options, precheck
+from ptde.config import register_configs, register_entry_configs
+from ptde.results import read_results
+from ptde.runtime import ConfigError, to_container
+
+register_configs()
+register_entry_configs()
+
+ARTEFACTS = ("config.yaml", "results.json", "metrics.csv", "distill/metrics.csv")
+
+
+@dataclass(frozen=True)
+class CampaignRun:
+    algo: str
+    env: str  # env option, e.g. smac/3s_vs_5z
+    seed: int
+    max_env_steps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.algo}_{self.env.split('/')[-1]}_seed{self.seed}"
+
+
+def campaign_runs(cfg: dict[str, Any]) -> list[CampaignRun]:
+    """The campaign's runs, seed-major, restricted by `only`; every algo and env checked against conf/."""
+    groups = cfg["campaign"]["groups"]
+    for kind, names in (
+        ("algo", {a for g in groups for a in g["algos"]}),
+        ("env", {e for g in groups for e in g["envs"]}),
+    ):
+        unknown = sorted(names - set(group_options(kind)))
+        if unknown:
+            raise ConfigError(f"campaign {cfg['campaign']['name']} names unknown {kind} {', '.join(unknown)}; "
+                              f"valid: {', '.join(group_options(kind))}")  # fmt: skip
+    runs = [
+        CampaignRun(algo, env, seed, g["max_env_steps"])
+        for g in groups
+        for seed in g["seeds"]
+        for env in g["envs"]
+        for algo in g["algos"]
+    ]  # group by group, and seed-major inside a group
+    if cfg["only"] is not None:
+        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.name, pat) for pat in cfg["only"])]
+        if not runs:
+            raise ConfigError(f"only={cfg['only']} matches no run of campaign {cfg['campaign']['name']}")
+    return runs
+
+
+def train_command(cfg: dict[str, Any], run: CampaignRun, run_dir: Path) -> list[str]:
+    budget = cfg["smoke_overrides"] if cfg["budget"] == "smoke" else [f"trainer.max_env_steps={run.max_env_steps}"]
+    nice = ["nice", "-n", str(cfg["nice"])] if cfg["nice"] and shutil.which("nice") else []
+    return [
+        *nice, sys.executable, "-m", "ptde.train",
+        f"algo={run.algo}", f"env={run.env}", f"seed={run.seed}",
+        *budget, *cfg["campaign"]["overrides"], *cfg["extra"],
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+
+
+def is_finished(run_dir: Path) -> bool:
+    try:
+        return read_results(run_dir).get("status") == "finished"
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def copy_artefacts(run_dir: Path, dest: Path) -> None:
+    """The run's small files only (never checkpoints, teacher data or logger folders)."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel in ARTEFACTS:
+        if (run_dir / rel).is_file():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / rel, tmp / rel)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
+class Campaign:
+    """Runs the campaign's jobs on `jobs` workers; the main thread copies artefacts and reports."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg["out"] or cfg["campaign"]["out"])
+        self.work = Path(cfg["work_dir"] or Path("outputs/benchmarks") / cfg["campaign"]["name"])
+        self.runs = campaign_runs(cfg)
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen] = set()
+        self.stopping = False
+        self.failed: list[str] = []
+
+    def status(self, run: CampaignRun) -> str:
+        """done (artefacts committed), copy (finished, not copied yet), resume (has a checkpoint), new."""
+        if is_finished(self.out / "runs" / run.name):
+            return "done"
+        run_dir = self.work / run.name
+        if is_finished(run_dir):
+            return "copy"
+        return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
+
+    def train(self, run: CampaignRun) -> None:
+        if self.stopping:
+            return
+        run_dir = (self.work / run.name).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cmd = train_command(self.cfg, run, run_dir)
+        with self.lock:
+            print(f"[campaign] start {run.name} ({self.status(run)})", flush=True)
+        with open(run_dir / "train.log", "a") as log:
+            log.write(f"\n+ {shlex.join(cmd)}\n")
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            with self.lock:
+                self.procs.add(proc)
+            code = proc.wait()
+            with self.lock:
+                self.procs.discard(proc)
+        with self.lock:
+            if is_finished(run_dir):
+                copy_artefacts(run_dir, self.out / "runs" / run.name)
+                print(f"[campaign] finished {run.name}", flush=True)
+                self.rebuild_report()
+            elif not self.stopping:
+                self.failed.append(run.name)
+                print(f"[campaign] {run.name} ended with exit code {code}; see {run_dir / 'train.log'}", flush=True)
+
+    def rebuild_report(self) -> None:
+        if not self.cfg["report"] or not (self.out / "runs").is_dir():
+            return
+        from ptde.report.build import build_report
+
+        index = build_report(self.out / "runs", self.out / "report", bootstrap_reps=2000, seed=0,
+                             title=f"campaign {self.cfg['campaign']['name']}")  # fmt: skip
+        print(f"[campaign] report: {index}", flush=True)
+
+    def stop(self, signum: int, _frame: Any) -> None:
+        """SIGTERM/SIGINT: each training process checkpoints at its next update and exits (preempted)."""
+        self.stopping = True
+        with self.lock:
+            for proc in self.procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+
+    def run(self) -> int:
+        plan = [(r, self.status(r)) for r in self.runs]
+        for r, s in plan:
+            print(f"[campaign] {r.name:<32} {s}", flush=True)
+        if self.cfg["dry_run"]:
+            return 0
+        for r, s in plan:
+            if s == "copy":
+                copy_artefacts(self.work / r.name, self.out / "runs" / r.name)
+        todo = [r for r, s in plan if s in ("new", "resume")]
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        t0 = time.time()
+        with ThreadPoolExecutor(max_workers=max(1, self.cfg["jobs"])) as pool:
+            list(pool.map(self.train, todo))
+        if not todo:
+            self.rebuild_report()
+        print(f"[campaign] {len(todo)} runs trained or resumed in {time.time() - t0:.0f} s; "
+              f"{len(self.failed)} failed{': ' + ', '.join(self.failed) if self.failed else ''}", flush=True)  # fmt: skip
+        if self.stopping:
+            return 143
+        return int(bool(self.failed))
+
+
+@hydra.main(config_path="../../conf", config_name="benchmark", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        code = Campaign(to_container(cfg)).run()
+    except ConfigError as exc:
+        print(f"ptde.tools.campaign: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    precheck("benchmark")
+    main()

@@ -1,0 +1,108 @@
+"""The benchmark campaign tool (make benchmark) and the sample-efficiency table it reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from conftest import REPO
+
+from ptde.report.efficiency import curve_efficiency, efficiency_table, run_efficiency
+from ptde.report.runs import RunRecord
+
+
+def record(algo: str, seed: int, steps: list[int], wins: list[float]) -> RunRecord:
+    results = {"status": "finished", "algo": algo, "env": "3s_vs_5z", "env_family": "smac", "seed": seed,
+               "success_metric": "win_rate", "test/win_rate": wins[-1]}  # fmt: skip
+    return RunRecord(f"{algo}_{seed}", results, pd.DataFrame({"env_steps": steps, "test/win_rate": wins}), None)
+
+
+def test_curve_efficiency_on_a_known_curve():
+    out = curve_efficiency(np.array([0, 10_000, 20_000, 30_000.0]), np.array([0.0, 0.5, 0.9, 0.7]), 0.8)
+    assert out["steps_to_threshold"] == 20_000
+    # trapezoids: (0+.5)/2*10k + (.5+.9)/2*10k + (.9+.7)/2*10k = 17.5k over a 30k span
+    assert math.isclose(out["auc"], 17_500 / 30_000)
+    assert out["peak"] == 0.9 and out["final"] == 0.7
+    never = curve_efficiency(np.array([0, 10_000.0]), np.array([0.1, 0.79]), 0.8)
+    assert math.isnan(never["steps_to_threshold"]) and math.isclose(never["auc"], 0.445)
+
+
+def test_efficiency_table_over_seeds():
+    records = [
+        record("qmix", 0, [0, 10_000, 20_000], [0.0, 0.8, 1.0]),  # reaches 0.8 at 10k
+        record("qmix", 1, [0, 10_000, 20_000], [0.0, 0.2, 0.9]),  # at 20k
+        record("qmix", 2, [0, 10_000, 20_000], [0.0, 0.1, 0.2]),  # never
+        record("qmix_gip", 0, [0, 10_000, 20_000], [0.0, 0.0, 0.0]),
+    ]
+    per_run = run_efficiency(records, 0.8)
+    assert len(per_run) == 4
+    table = efficiency_table(per_run, "smac", 0.8)
+    row = table.loc["3s_vs_5z / qmix"]
+    assert row.iloc[0] == "2/3"
+    assert row["env steps to first ≥ threshold"] == "15k ± 5k"
+    aucs = [(0 + 2 * 0.8 + 1.0) / 4, (0 + 2 * 0.2 + 0.9) / 4, (0 + 2 * 0.1 + 0.2) / 4]  # (a + 2b + c) / 4
+    assert row["AUC (mean test score)"] == f"{np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
+    assert row["final test"] == f"{np.mean([1.0, 0.9, 0.2]):.3f} ± {np.std([1.0, 0.9, 0.2]):.3f}"
+    gip = table.loc["3s_vs_5z / qmix_gip"]
+    assert gip.iloc[0] == "0/1" and gip["env steps to first ≥ threshold"] == "never"
+
+
+def campaign(tmp, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "ptde.tools.campaign", "budget=smoke", "jobs=2", "nice=0",
+        f"out={tmp / 'bench'}", f"work_dir={tmp / 'work'}", "only=[qmix_3m_seed0,qmix_gip_3m_seed0]",
+        "extra=['trainer.test_episodes=8','algo.batch_size=16','algo.buffer_size=200']", *args,
+    ]  # fmt: skip
+
+
+def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    work, runs = tmp_path / "work", tmp_path / "bench" / "runs"
+    # 1. interrupted: SIGTERM once qmix has a checkpoint; the training processes stop as preempted
+    proc = subprocess.Popen(campaign(tmp_path), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    ckpt = work / "qmix_3m_seed0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), proc.communicate()[0] if proc.poll() is not None else "no checkpoint within 300 s"
+    proc.send_signal(signal.SIGTERM)
+    out1, _ = proc.communicate(timeout=300)
+    qmix_first = json.loads((work / "qmix_3m_seed0" / "results.json").read_text())
+    if qmix_first["status"] != "finished":  # it may have finished in the instant before the signal
+        assert proc.returncode == 143, out1
+        assert qmix_first["status"] == "preempted", qmix_first
+        assert not (runs / "qmix_3m_seed0").exists()
+    # 2. the same command resumes it and trains the rest
+    second = subprocess.run(campaign(tmp_path), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    if qmix_first["status"] != "finished":
+        assert re.search(r"qmix_3m_seed0 +resume", second.stdout), second.stdout
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    for name in ("qmix_3m_seed0", "qmix_gip_3m_seed0"):
+        files = sorted(str(p.relative_to(runs / name)) for p in (runs / name).rglob("*") if p.is_file())
+        expected = ["config.yaml", "metrics.csv", "results.json"] + (["distill/metrics.csv"] if "gip" in name else [])
+        assert files == sorted(expected)  # no checkpoints, teacher data, logs or wandb folders
+        res = json.loads((runs / name / "results.json").read_text())
+        assert res["status"] == "finished" and res["env_steps"] >= 5000
+        assert res["git_commit"] == commit and len(commit) == 40
+    if qmix_first["status"] != "finished":
+        assert json.loads((runs / "qmix_3m_seed0" / "results.json").read_text())["resumed_from_env_steps"]
+    index = (tmp_path / "bench" / "report" / "index.md").read_text()
+    assert "qmix_kd" in index and "PRR" in index and "sample efficiency" in index
+    assert (tmp_path / "bench" / "report" / "efficiency_smac.csv").exists()
+    # 3. once more: nothing is trained, nothing is rewritten
+    mtimes = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
+    third = subprocess.run(campaign(tmp_path), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "0 runs trained or resumed" in third.stdout and third.stdout.count(" done") == 2
+    assert mtimes == {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
