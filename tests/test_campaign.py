@@ -21,7 +21,7 @@ from ptde.report.runs import RunRecord
 
 def record(algo: str, seed: int, steps: list[int], wins: list[float]) -> RunRecord:
     results = {"status": "finished", "algo": algo, "env": "3s_vs_5z", "env_family": "smac", "seed": seed,
-               "success_metric": "win_rate", "test/win_rate": wins[-1]}  # fmt: skip
+               "success_metric": "win_rate", "test/win_rate": wins[-1], "test/episodes": 32.0}  # fmt: skip
     return RunRecord(f"{algo}_{seed}", results, pd.DataFrame({"env_steps": steps, "test/win_rate": wins}), None)
 
 
@@ -51,6 +51,8 @@ def test_efficiency_table_over_seeds():
     aucs = [(0 + 2 * 0.8 + 1.0) / 4, (0 + 2 * 0.2 + 0.9) / 4, (0 + 2 * 0.1 + 0.2) / 4]  # (a + 2b + c) / 4
     assert row["AUC (mean test score)"] == f"{np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
     assert row["final test"] == f"{np.mean([1.0, 0.9, 0.2]):.3f} ± {np.std([1.0, 0.9, 0.2]):.3f}"
+    ses = [0.0, np.sqrt(0.9 * 0.1 / 32), np.sqrt(0.2 * 0.8 / 32)]  # binomial, 32 test episodes
+    assert row["SE of one final test"] == f"{np.mean(ses):.3f}"
     gip = table.loc["3s_vs_5z / qmix_gip"]
     assert gip.iloc[0] == "0/1" and gip["env steps to first ≥ threshold"] == "never"
 
@@ -59,7 +61,8 @@ def campaign(tmp, *args: str) -> list[str]:
     return [
         sys.executable, "-m", "ptde.tools.campaign", "budget=smoke", "jobs=2", "nice=0",
         f"out={tmp / 'bench'}", f"work_dir={tmp / 'work'}", "only=[qmix_3m_seed0,qmix_gip_3m_seed0]",
-        "extra=['trainer.test_episodes=8','algo.batch_size=16','algo.buffer_size=200']", *args,
+        "extra=['trainer.max_env_steps=3000','trainer.checkpoint_interval=1500','trainer.test_interval=1500',"
+        "'trainer.test_episodes=8','algo.batch_size=16','algo.buffer_size=200']", *args,
     ]  # fmt: skip
 
 
@@ -93,7 +96,7 @@ def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
         expected = ["config.yaml", "metrics.csv", "results.json"] + (["distill/metrics.csv"] if "gip" in name else [])
         assert files == sorted(expected)  # no checkpoints, teacher data, logs or wandb folders
         res = json.loads((runs / name / "results.json").read_text())
-        assert res["status"] == "finished" and res["env_steps"] >= 5000
+        assert res["status"] == "finished" and res["env_steps"] >= 3000
         assert res["git_commit"] == commit and len(commit) == 40
     if qmix_first["status"] != "finished":
         assert json.loads((runs / "qmix_3m_seed0" / "results.json").read_text())["resumed_from_env_steps"]

@@ -4,7 +4,9 @@ Per run, from its greedy test curve (`test/<metric>` against env steps):
 - `steps_to_threshold`: the env step of the first test at or above the threshold (NaN if never);
 - `auc`: the area under the test curve divided by its env-step span (trapezoids over the logged
   tests), i.e. the curve's mean level in [0, 1]; a run that learns early scores higher;
-- `peak` and `final`: the best and the last test, so a collapse after a peak is visible.
+- `peak` and `final`: the best and the last test, so a collapse after a peak is visible;
+- `final_se`: the binomial standard error sqrt(p(1-p)/episodes) of the final test, the noise of one
+  test of `test/episodes` (32) episodes around the policy's true win rate.
 
 Per (family, env, algo) the table gives how many seeds reached the threshold, the mean ± std
 (ddof=0) of the steps over the seeds that did, and mean ± std of auc, peak and final.
@@ -49,8 +51,11 @@ def run_efficiency(records: list[RunRecord], threshold: float) -> pd.DataFrame:
         curve = test_curve(r)
         if curve is not None:
             base = {"family": r.family, "env": r.env, "algo": r.algo, "seed": r.seed, "metric": r.metric}
-            rows.append(base | curve_efficiency(*curve, threshold))
-    cols = ["family", "env", "algo", "seed", "metric", "steps_to_threshold", "auc", "peak", "final"]
+            eff = curve_efficiency(*curve, threshold)
+            episodes = float(r.results.get("test/episodes", float("nan")))
+            se = float(np.sqrt(eff["final"] * (1 - eff["final"]) / episodes)) if eff["final"] <= 1 else float("nan")
+            rows.append(base | eff | {"final_se": se})
+    cols = ["family", "env", "algo", "seed", "metric", "steps_to_threshold", "auc", "peak", "final", "final_se"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -77,6 +82,7 @@ def efficiency_table(per_run: pd.DataFrame, family: str, threshold: float) -> pd
                 "AUC (mean test score)": ms(a["auc"], ".3f"),
                 "peak test": ms(a["peak"], ".3f"),
                 "final test": ms(a["final"], ".3f"),
+                "SE of one final test": f"{a['final_se'].mean():.3f}" if a["final_se"].notna().any() else "–",
             }
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(table):

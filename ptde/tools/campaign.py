@@ -131,6 +131,15 @@ class Campaign:
         return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
 
     def train(self, run: CampaignRun) -> None:
+        """One run to its end; an error is reported and counted, never allowed to stop the others."""
+        try:
+            self._train(run)
+        except Exception as exc:  # noqa: BLE001 - the campaign goes on with the other runs
+            with self.lock:
+                self.failed.append(run.name)
+                print(f"[campaign] {run.name}: {type(exc).__name__}: {exc}", flush=True)
+
+    def _train(self, run: CampaignRun) -> None:
         if self.stopping:
             return
         run_dir = (self.work / run.name).resolve()
