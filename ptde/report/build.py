@@ -33,6 +33,26 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def efficiency_section(per_run: pd.DataFrame, family: str, threshold: float, out: Path) -> list[str]:
+    """The family's sample-efficiency table (efficiency_<family>.md/csv) and its index.md lines."""
+    eff = efficiency_table(per_run, family, threshold)
+    if not len(eff):
+        return []
+    eff.to_csv(out / f"efficiency_{family}.csv")
+    (out / f"efficiency_{family}.md").write_text(markdown(eff) + "\n")
+    return [
+        f"### {family}: sample efficiency of the test curves (threshold {threshold:g})",
+        "",
+        "Env steps to the first greedy test at or above the threshold (mean ± std over the seeds that "
+        "reached it), and the area under the test curve divided by its env-step span (the curve's mean "
+        "level); peak and final test show a collapse after a peak; the SE is the binomial standard error "
+        "of one final test. Per-run values: [efficiency_runs.csv](efficiency_runs.csv).",
+        "",
+        markdown(eff),
+        "",
+    ]
+
+
 def build_report(
     source: Path | tuple[list[RunRecord], list[str]],
     out: Path,
@@ -74,20 +94,7 @@ def build_report(
         lines += [f"## {family}: final test {metric}", "", markdown(table), ""]
         links = f"[CSV](table_{family}.csv) · [values](table_{family}_values.csv) · [PRR](prr_{family}.csv)"
         lines += [links, ""]
-        eff = efficiency_table(per_run, family, threshold)
-        if len(eff):
-            eff.to_csv(out / f"efficiency_{family}.csv")
-            (out / f"efficiency_{family}.md").write_text(markdown(eff) + "\n")
-            lines += [f"### {family}: sample efficiency of the test curves (threshold {threshold:g})", ""]
-            lines += [
-                "Env steps to the first greedy test at or above the threshold (mean ± std over the seeds that "
-                "reached it), and the area under the test curve divided by its env-step span (the curve's mean "
-                "level); peak and final test show a collapse after a peak. Per-run values: "
-                "[efficiency_runs.csv](efficiency_runs.csv).",
-                "",
-                markdown(eff),
-                "",
-            ]
+        lines += efficiency_section(per_run, family, threshold, out)
         agg = iqm_table(scores[scores["family"] == family], issues, family, bootstrap_reps, seed)
         if not agg.empty:
             agg.to_csv(out / f"aggregate_{family}.csv")
