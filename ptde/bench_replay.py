@@ -4,11 +4,11 @@ For each map of conf/env/smac: bytes per stored episode and resident size at cap
 (algo.buffer_size, 5000 by default) of
 - the padded float32 layout PyMARL uses (and ptde did before ragged storage): exact, every
   element of it is written, so all of it is committed;
-- ragged storage in float32 and float16 at the mean length of the stored episodes, taken from
-  a real training run where one is given (`--replay-runs`: the last `train/replay_episode_length`
-  a run logged, the mean over the episodes in its replay) and else from random play (ε = 1)
-  measured here, whose episodes are shorter than a trained policy's on most maps (says so in
-  `length_source`); and at the episode limit, the bound the start-up check uses.
+- ragged storage in float32 and float16 at a mean episode length taken from a real training run
+  where one is given (`--replay-runs`: the mean `train/ep_length` of the episodes it collected
+  over its last 20% of env steps) and else from random play (ε = 1) measured here, whose
+  episodes are shorter than a trained policy's (`length_source` says which); and at the episode
+  limit, the bound the start-up check uses.
 For one map (`--replay-rss-map`) a buffer is filled to capacity with episodes of that mean length
 and its resident memory read from /proc/self/statm, to check the computed size against the OS.
 """
@@ -43,25 +43,30 @@ def smac_maps() -> dict[str, int]:
     return out
 
 
-def lengths_from_runs(run_dirs: list[str]) -> dict[str, tuple[float, str]]:
-    """map -> (mean stored episode length, where it comes from) of the given run folders: the last
-    `train/replay_episode_length` row of each run's metrics.csv (the latest run of a map wins)."""
+def lengths_from_runs(run_dirs: list[str], tail: float = 0.2) -> dict[str, tuple[float, str]]:
+    """map -> (mean episode length, where it comes from) of the given training runs: the mean
+    `train/ep_length` (collected episodes) over the rows of the run's last `tail` of env steps, the
+    episodes of its latest policy, which a full replay holds. The latest run of a map wins."""
     out: dict[str, tuple[float, str, float]] = {}
     for d in run_dirs:
         run = Path(d)
         res = json.loads((run / "results.json").read_text())
-        last = None
         with (run / "metrics.csv").open(newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("train/replay_episode_length"):
-                    last = row
-        if last is None:
+            rows = [
+                (float(r["env_steps"]), float(r["train/ep_length"]))
+                for r in csv.DictReader(f)
+                if r.get("train/ep_length")
+            ]
+        if not rows:
             continue
-        steps = float(last["env_steps"])
-        if res["env"] not in out or steps > out[res["env"]][2]:
-            length = float(last["train/replay_episode_length"])
-            where = f"training run {run} ({res['algo']}, seed {res['seed']}) at {steps:.0f} env steps"
-            out[res["env"]] = (length, where, steps)
+        end = rows[-1][0]
+        recent = [length for steps, length in rows if steps >= (1 - tail) * end]
+        if res["env"] not in out or end > out[res["env"]][2]:
+            where = (
+                f"training run {run} ({res['algo']}, seed {res['seed']}): collected episodes of its last "
+                f"{tail:.0%} of {end:.0f} env steps"
+            )
+            out[res["env"]] = (sum(recent) / len(recent), where, end)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

@@ -136,6 +136,7 @@ class EnvInteractionCallback(L.Callback):
         c.episodes += batch.batch_size
         module.pending_metrics.setdefault("train/return", []).append(batch.episode_return.mean().item())
         module.pending_metrics.setdefault("train/win_rate", []).append(batch.won.float().mean().item())
+        module.pending_metrics.setdefault("train/ep_length", []).append(batch.length.float().mean().item())
         if self.progress is not None:
             self.progress.update(steps)
 
