@@ -1,10 +1,11 @@
-"""`python -m ptde.bench [--grf]` (`make bench`): throughput on this machine -> bench/results.json.
+"""`python -m ptde.bench [--grf]` (`make bench`): throughput and replay memory -> bench/results.json.
 
 Measures, per SMAX map: env steps per second of collection alone (B = 8 parallel episodes, the
 policy's forward included, ε = 1), learner updates per second (batch 128 episodes of real
 rollouts, cut to the longest sampled, and of full-length padded episodes) for QMIX and GIP-QMIX,
 and the GIP hypernetwork ratio straightforward ÷ factored (forward + backward).
 Timings are medians of repeated runs; nothing here is asserted by the test suite.
+`--parts replay`: the replay's memory per SMAC map, ragged against padded (see ptde.bench_replay).
 """
 
 from __future__ import annotations
@@ -127,21 +128,32 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results.json")
     parser.add_argument("--grf", action="store_true", help="also GRF env steps/s for B = 1, 2, 4 (needs gfootball)")
     parser.add_argument("--grf-steps", type=int, default=300)
+    parser.add_argument("--parts", nargs="+", choices=["throughput", "replay"], default=["throughput", "replay"])
+    parser.add_argument("--replay-runs", nargs="*", default=[], help="run folders whose episode lengths to use")
+    parser.add_argument("--replay-capacity", type=int, default=5000, help="episodes (algo.buffer_size)")
+    parser.add_argument("--replay-rss-map", default="3s5z_vs_3s7z", help="map whose filled buffer is measured")
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
         "maps": {},
         "gip_ratio": {},
     }
+    if "replay" in args.parts:
+        from ptde.bench_replay import bench_replay_memory
+
+        results["replay_memory"] = bench_replay_memory(args.replay_capacity, args.replay_runs, args.replay_rss_map)
+    if "throughput" not in args.parts:
+        args.maps, args.grf = [], False
     for m in args.maps:
         results["maps"][m] = bench_map(m, args.repeats)
         print(m, json.dumps(results["maps"][m], indent=1))
     # shapes of the two maps the issue names; 3s5z_vs_3s7z at T=64 because the straightforward
     # form at its full 171 steps needs > 20 GB for 128 episodes
-    for name, shape in {
+    gip_shapes = {
         "5m_vs_6m": dict(n_agents=5, obs_dim=140, n_actions=11, state_dim=11 * 4 + 5 * 11, T=70),
         "3s5z_vs_3s7z": dict(n_agents=8, obs_dim=231, n_actions=15, state_dim=228, T=64),
-    }.items():
+    }
+    for name, shape in gip_shapes.items() if "throughput" in args.parts else []:
         results["gip_ratio"][name] = bench_gip_ratio(**shape, repeats=args.repeats)
         print(name, results["gip_ratio"][name])
     if args.grf:

@@ -51,6 +51,12 @@ class SMACBackend(ChoiceEnum):
     sc2 = "sc2"
 
 
+class BufferDtype(ChoiceEnum):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
 class LoggerKind(ChoiceEnum):
     wandb = "wandb"
     csv = "csv"
@@ -87,6 +93,8 @@ class ValueDecompositionConfig:
     grad_norm_clip: float = 10.0
     batch_size: int = 128  # episodes per update
     buffer_size: int = 5000  # episodes
+    # storage type of the replay's obs and state (upcast to float32 when sampled): float16 halves them
+    buffer_dtype: BufferDtype = BufferDtype.float32
     target_update_interval: int = 200  # episodes between hard target updates
     # episodes per length-sorted chunk of an update (0 = the whole batch at once); only speed changes
     update_chunk: int = 32

@@ -51,6 +51,12 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")
+    if str(cfg["stage"]) != "2" and "buffer_size" in cfg["algo"]:  # an off-policy stage 1 (MAPPO keeps one rollout)
+        from ptde.data.memory import replay_fit_error
+
+        problem = replay_fit_error(cfg["algo"], probe_env_info(env), cfg["trainer"]["save_buffer"])
+        if problem is not None:
+            raise ConfigError(problem)
 
 
 def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgentEnv, EnvInfo]:
@@ -60,6 +66,22 @@ def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgen
     test_b = test_batch_size(cfg["env"], cfg["trainer"]["test_episodes"])
     test_env = make_env(env_ns, batch_size=test_b, seed=seed + 10_000, split="test")
     return train_env, test_env, train_env.get_env_info()
+
+
+def probe_env_info(env_cfg: dict[str, Any]) -> EnvInfo:
+    """An env's dimensions without running it: a GRF scenario's from its spec (its engine workers
+    would take seconds to start), any other env's from one instance built and closed again (SMAX
+    compiles nothing before its first step, SMAC starts no game before its first reset)."""
+    if env_cfg["family"] == "grf":
+        from ptde.envs.football import N_ACTIONS, obs_dim_of, scenario_of, state_dim_of
+
+        spec = scenario_of(env_cfg["name"])
+        return EnvInfo(env_cfg["n_agents"], obs_dim_of(spec), state_dim_of(spec), N_ACTIONS, env_cfg["episode_limit"])
+    env = make_env(ConfigView(env_cfg), batch_size=1)
+    try:
+        return env.get_env_info()
+    finally:
+        env.close()
 
 
 def test_batch_size(env_cfg: dict[str, Any], episodes: int) -> int:

@@ -136,6 +136,7 @@ class EnvInteractionCallback(L.Callback):
         c.episodes += batch.batch_size
         module.pending_metrics.setdefault("train/return", []).append(batch.episode_return.mean().item())
         module.pending_metrics.setdefault("train/win_rate", []).append(batch.won.float().mean().item())
+        module.pending_metrics.setdefault("train/ep_length", []).append(batch.length.float().mean().item())
         if self.progress is not None:
             self.progress.update(steps)
 
@@ -222,6 +223,9 @@ class EnvInteractionCallback(L.Callback):
             metrics["fps"] = (c.env_steps - self._steps_at_t0) / elapsed
             metrics["train/updates"] = float(c.updates)
             metrics["train/episodes"] = float(c.episodes)
+            # the replay's resident size and its episodes' mean length (what the size follows)
+            metrics["train/replay_bytes"] = float(self.buffer.nbytes)
+            metrics["train/replay_episode_length"] = self.buffer.steps_stored / max(len(self.buffer), 1)
             self._log(pl_module, metrics)
             if self.progress is not None:
                 self.progress.set_postfix(

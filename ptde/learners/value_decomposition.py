@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.data.buffer import BUFFER_DTYPES, EpisodeReplayBuffer
 from ptde.data.datamodule import ReplayDataModule
 from ptde.envs.base import EnvInfo
 from ptde.learners.base import RunCounters, StageOneLearner
@@ -55,7 +55,8 @@ class ValueDecompositionLearner(StageOneLearner):
     @staticmethod
     def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[EpisodeReplayBuffer, ReplayDataModule]:
         """Off-policy: a FIFO replay of whole episodes, sampled uniformly each update."""
-        buffer = EpisodeReplayBuffer(cfg["algo"]["buffer_size"], info)
+        algo = cfg["algo"]
+        buffer = EpisodeReplayBuffer(algo["buffer_size"], info, BUFFER_DTYPES[str(algo["buffer_dtype"])])
         return buffer, ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
 
     # ------------------------------------------------------------------ PTDE stage 2
