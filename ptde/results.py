@@ -30,3 +30,8 @@ def update_results(run_dir: Path, fresh: bool = False, **fields: Any) -> dict[st
         del data[key]
     write_json_atomic(path, data)
     return data
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether a folder already holds (part of) a run, which a failed start must never delete."""
+    return (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists()

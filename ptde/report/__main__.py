@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ptde.cli import precheck
+from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.report.build import build_report
 from ptde.report.runs import load_source, load_wandb_project
@@ -56,5 +56,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    precheck("report")
+    prepare_command_line("report")
     main()
