@@ -33,5 +33,8 @@ def update_results(run_dir: Path, fresh: bool = False, **fields: Any) -> dict[st
 
 
 def holds_a_run(run_dir: Path) -> bool:
-    """Whether a folder already holds (part of) a run, which a failed start must never delete."""
-    return (run_dir / "results.json").exists() or (run_dir / "checkpoints").exists()
+    """Whether a folder holds anything besides what Hydra wrote when the command started (`.hydra/`,
+    the job's log): (part of) a run, or anything else a failed start must never delete."""
+    if not run_dir.is_dir():
+        return False
+    return any(p.name != ".hydra" and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir())
