@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # torch is pinned through a constraints file on every pip call (a loose pin pulls CUDA wheels)
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -c constraints.txt
-EXTRAS ?= smax,grf,ltr,report,cluster,dev
+EXTRAS ?= smax,grf,ltr,report,cluster,dev,wandb-report
 ARGS ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))

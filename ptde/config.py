@@ -361,7 +361,7 @@ class ReportConfig:
     project: str = "ptde"
     entity: str | None = None
     out: str | None = None  # default: <source>/report (./report for source=wandb)
-    wandb_report: bool = False  # also publish a wandb report (online and logged in only)
+    wandb_report: bool = False  # also build the wandb report: saved when logged in, else its spec written (offline)
     bootstrap_reps: int = 2000  # bootstrap resamples of the aggregate confidence intervals
     seed: int = 0
     threshold: float = 0.8  # sample-efficiency table: env steps to the first test score >= threshold

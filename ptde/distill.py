@@ -17,10 +17,11 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ptde.cli import precheck
+from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.learners import load_learner
-from ptde.results import update_results
+from ptde.results import holds_a_run, update_results
+from ptde.resume import plan_resume
 from ptde.runtime import ConfigError, resolve_checkpoint, run_dir_of, to_container
 from ptde.train import run
 
@@ -37,6 +38,7 @@ def stage2_config(entry: dict, teacher_ckpt: Path) -> dict:
     cfg["trainer"]["progress_bar"] = entry["progress_bar"]
     cfg["stage"] = "2"
     cfg["teacher"] = str(teacher_ckpt.resolve())
+    cfg["resume"] = "auto"  # a re-run in the same folder (a re-run sweep, a requeued job) continues it
     return cfg
 
 
@@ -44,18 +46,21 @@ def stage2_config(entry: dict, teacher_ckpt: Path) -> dict:
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     entry = to_container(cfg)
+    existed = holds_a_run(run_dir)
     try:
         teacher_ckpt = resolve_checkpoint(entry["teacher"])
         stage_cfg = stage2_config(entry, teacher_ckpt)
+        plan = plan_resume(stage_cfg, run_dir, [])  # the same command again: continue (or keep) this run
         teacher_results = run_dir_of(teacher_ckpt) / "results.json"
-        if teacher_results.exists():
+        if teacher_results.exists() and not plan.resuming:
             stage1 = json.loads(teacher_results.read_text())
             keep = {k: v for k, v in stage1.items() if k.startswith("test/") or k in ("env_steps", "episodes")}
             run_dir.mkdir(parents=True, exist_ok=True)
             update_results(run_dir, **keep)
-        results = run(stage_cfg, run_dir)
+        results = run(stage_cfg, run_dir, plan)
     except ConfigError as exc:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not existed:  # nothing of a run was there before this command: leave no half-written folder
+            shutil.rmtree(run_dir, ignore_errors=True)
         print(f"ptde.distill: {exc}", file=sys.stderr)
         sys.exit(2)
     print(yaml.safe_dump({k: v for k, v in results.items() if k.startswith(("eval/", "distill/"))}))
@@ -63,5 +68,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    precheck("distill")
+    prepare_command_line("distill")
     main()

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ptde.callbacks.env_interaction import test_policy
-from ptde.cli import precheck
+from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.envs import make_env
 from ptde.learners import load_learner
@@ -103,5 +103,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    precheck("evaluate")
+    prepare_command_line("evaluate")
     main()

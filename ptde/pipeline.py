@@ -22,7 +22,7 @@ from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
 from ptde.learners import build_learner, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
-from ptde.logging import build_run_logger
+from ptde.logging import RunLogger, Stage2Curves, build_run_logger
 from ptde.nn.global_info import StudentModule
 from ptde.results import update_results
 from ptde.rollout import Actor
@@ -58,35 +58,36 @@ def make_trainer(cfg: dict[str, Any], callbacks: list[L.Callback]) -> L.Trainer:
 
 
 # ---------------------------------------------------------------------------------- stage 1
+def open_run_logger(
+    cfg: dict[str, Any], run_dir: Path, stage1: bool, resume_step: int | None, wandb_run_id: str | None
+) -> RunLogger:
+    """The run's loggers for the stages still to run, recorded in results.json by wandb run id.
+
+    `stage1`: stage 1 still runs (its CSV continues from `resume_step`, or starts at None); else only
+    stage 2 runs and metrics.csv is left as it is. `wandb_run_id`: the wandb run to continue.
+    """
+    name = f"{run_label(cfg)}_{cfg['env']['name']}_seed{cfg['seed']}"
+    run_logger = build_run_logger(cfg["logger"], run_dir, name, cfg, resume_step, wandb_run_id, csv=stage1)
+    if (run_id := run_logger.wandb_run_id) is not None:
+        update_results(run_dir, wandb_run_id=run_id)
+    return run_logger
+
+
 def train_stage1(
-    cfg: dict[str, Any],
-    run_dir: Path,
-    resume_from: Path | None = None,
-    resume_step: int = 0,
-    wandb_run_id: str | None = None,
+    cfg: dict[str, Any], run_dir: Path, run_logger: RunLogger, resume_from: Path | None = None
 ) -> dict[str, Any]:
     """Train the stage-1 learner to the env-step budget; returns the final test metrics.
 
-    `resume_from`: a checkpoint of this run to continue from (at env step `resume_step`; the
-    killed run logged to wandb as `wandb_run_id`). Lightning restores the networks,
+    `resume_from`: a checkpoint of this run to continue from. Lightning restores the networks,
     target networks, optimiser and counters; the env-interaction callback restores the RNGs (and
-    the replay buffer when it was saved); the CSV and wandb logs continue from its env step.
+    the replay buffer when it was saved); `run_logger` (`open_run_logger`) continues the CSV and
+    wandb logs from the checkpoint's env step.
     """
     seed = cfg["seed"]
     L.seed_everything(seed, workers=False, verbose=False)
     train_env, test_env, info = build_envs(cfg, seed)
     learner = build_learner(cfg, info.__dict__)
     buffer, datamodule = learner.build_data(cfg, info, seed)
-    run_logger = build_run_logger(
-        cfg["logger"],
-        run_dir,
-        f"{run_label(cfg)}_{cfg['env']['name']}_seed{seed}",
-        cfg,
-        resume_step=resume_step if resume_from is not None else None,
-        wandb_run_id=wandb_run_id,
-    )
-    if (run_id := run_logger.wandb_run_id) is not None:
-        update_results(run_dir, wandb_run_id=run_id)
     interaction = EnvInteractionCallback(
         train_env,
         test_env,
@@ -109,7 +110,6 @@ def train_stage1(
         final |= compare_policies(cfg, learner, student, info.n_actions, cfg["trainer"]["test_episodes"], seed + 30_000)
     c = learner.counters
     run_logger.log(final, c.env_steps)
-    run_logger.finish()
     train_env.close()
     test_env.close()
     refs = ranking_references(cfg, seed) if cfg["env"]["family"] == "ltr" else {}
@@ -174,8 +174,16 @@ class KeepBestStudent(L.Callback):
 
 
 def distill(
-    data: TeacherDataset, z_dim: int, distill_cfg: dict[str, Any], run_dir: Path, seed: int, progress: bool
+    data: TeacherDataset,
+    z_dim: int,
+    distill_cfg: dict[str, Any],
+    run_dir: Path,
+    seed: int,
+    progress: bool,
+    run_logger: RunLogger | None = None,
 ) -> tuple[StudentModule, dict[str, float]]:
+    """Fit the student to the teacher data (curves in distill/metrics.csv, and in wandb through
+    `run_logger`); returns the best-validation student and its losses."""
     L.seed_everything(seed, workers=False, verbose=False)
     train_ds, val_ds = split_dataset(data, distill_cfg["val_fraction"], seed)
     train_dl, val_dl = make_loaders(train_ds, val_ds, distill_cfg["batch_size"], seed)
@@ -190,7 +198,8 @@ def distill(
         check_val_every_n_epoch=None,
         gradient_clip_val=distill_cfg["grad_norm_clip"],
         callbacks=[EarlyStopping("distill/val_mse", patience=distill_cfg["patience"], mode="min"), keep],
-        logger=CSVLogger(save_dir=str(run_dir), name="distill", version=""),
+        logger=[CSVLogger(save_dir=str(run_dir), name="distill", version="")]
+        + ([Stage2Curves(run_logger)] if run_logger is not None else []),
         log_every_n_steps=50,
         enable_checkpointing=False,
         enable_progress_bar=progress,
@@ -282,8 +291,11 @@ def compare_policies(
     return out
 
 
-def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[str, Any]:
-    """Teacher data (reused if the run folder has it), distillation, then the PRR evaluation."""
+def run_stage2(
+    cfg: dict[str, Any], run_dir: Path, teacher: str | Path, run_logger: RunLogger | None = None
+) -> dict[str, Any]:
+    """Teacher data (reused if the run folder has it), distillation, then the PRR evaluation; each
+    logged into the run's wandb run by `run_logger` (the same run as stage 1's for stage=all)."""
     teacher_ckpt = resolve_checkpoint(teacher)
     learner = load_learner(teacher_ckpt)
     check_teacher(cfg, learner.hparams["cfg"], teacher_ckpt)
@@ -297,10 +309,15 @@ def run_stage2(cfg: dict[str, Any], run_dir: Path, teacher: str | Path) -> dict[
         data = collect_teacher_dataset(learner, env, dcfg["teacher_episodes"], dcfg["teacher_epsilon"], seed)
         env.close()
         data.save(data_path)
+    if run_logger is not None:
+        size = {"distill/rows": float(len(data)), "distill/teacher_episodes": float(dcfg["teacher_episodes"])}
+        run_logger.log_to_wandb(size)
     student, stats = distill(
-        data, learner.global_info.z_dim, dcfg, run_dir, seed, progress=cfg["trainer"]["progress_bar"]
+        data, learner.global_info.z_dim, dcfg, run_dir, seed, cfg["trainer"]["progress_bar"], run_logger
     )
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_student(run_dir / "checkpoints" / STUDENT_FILE, student, teacher_ckpt, dcfg, cfg["variant"]["var_floor"])
     evals = evaluate_both(run_dir, cfg, cfg["trainer"]["test_episodes"], seed=seed + 30_000)
+    if run_logger is not None:
+        run_logger.log_to_wandb({**evals, "env_steps": float(learner.counters.env_steps)})  # stats: the summary
     return {**stats, **evals, "teacher": str(teacher_ckpt.resolve()), "algo_kd": f"{cfg['algo']['name']}_kd"}

@@ -48,3 +48,11 @@ def source_version() -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "ptde", "conf") if commit else None
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether a folder holds anything besides what Hydra wrote when the command started (`.hydra/`,
+    the job's log): (part of) a run, or anything else a failed start must never delete."""
+    if not run_dir.is_dir():
+        return False
+    return any(p.name != ".hydra" and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir())

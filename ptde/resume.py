@@ -5,7 +5,8 @@
   timestamped folder never does, so this only acts when the same folder is run again: a Slurm job
   requeued after preemption (submitit re-runs the job in its sweep folder), or a command re-run
   with the same `hydra.run.dir` / `hydra.sweep.dir`.
-- `true`: the newest unfinished run under `outputs/` whose config equals this command's.
+- `true`: the run in the command's own `hydra.run.dir` when it names one, else the newest
+  unfinished run under `outputs/` whose config equals this command's.
 - a run folder or `.ckpt` file: that run (its saved config is used; command-line overrides may
   only change the keys in `RESUME_MAY_CHANGE`).
 - `false`: always start over.
@@ -112,24 +113,33 @@ def resume_argv(argv: list[str]) -> list[str]:
     A sweep (`-m`) resumes by re-running it in its own folder (`hydra.sweep.dir=<it>`, with the
     default resume=auto), so naming one run there is refused.
     """
-    values = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("resume=")]
+    from ptde.cli import CONF_DIR, split_flags, task_overrides
+
+    flags, overrides = split_flags(argv[1:])
+    values = [a.split("=", 1)[1] for a in overrides if a.startswith("resume=")]
     if not values or resume_kind(values[-1]) in {"auto", "false"}:
         return argv
+    explicit = [a.split("=", 1)[1] for a in overrides if a.startswith("hydra.run.dir=")]
     try:
-        if any(a in {"-m", "--multirun"} for a in argv[1:]):
+        if {"-m", "--multirun"} & set(flags):
             raise ConfigError(
                 f"resume={values[-1]} names one run; to resume a sweep, run it again with "
                 "hydra.sweep.dir=<its folder> (resume=auto continues every job that has a checkpoint)"
             )
+        if resume_kind(values[-1]) == "true" and explicit:
+            if not (Path(explicit[-1]) / "results.json").is_file():
+                raise ConfigError(
+                    f"resume=true: hydra.run.dir={explicit[-1]} holds no run to resume (no results.json); "
+                    "drop resume=true to start a run there"
+                )
+            return argv  # Hydra's run folder is already that run's
         if resume_kind(values[-1]) == "true":
             from hydra import compose, initialize_config_dir
 
-            from ptde.cli import CONF_DIR
             from ptde.runtime import to_container
 
-            overrides = [a for a in argv[1:] if not a.startswith(("-", "hydra"))]
             with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-                cfg = to_container(compose("config", overrides=overrides))
+                cfg = to_container(compose("config", overrides=task_overrides(overrides)))
             run_dir = find_unfinished_run(cfg)
         else:
             run_dir = run_dir_of_resume(values[-1])

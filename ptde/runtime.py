@@ -34,6 +34,18 @@ def validate(cfg: dict[str, Any]) -> None:
     if cfg["trainer"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=cpu")
     env = cfg["env"]
+    if env["family"] == "smac" and env.get("backend") == "smax":
+        from ptde.envs.smax import available_maps
+
+        if env["name"] not in available_maps():
+            raise ConfigError(f"env.name={env['name']!r} is not a SMAX map; valid maps: {', '.join(available_maps())}")
+    if env["family"] == "grf":
+        from ptde.envs.football import scenario_of
+
+        try:
+            scenario_of(env["name"])
+        except ValueError as exc:
+            raise ConfigError(f"env.name={env['name']!r}: {exc}") from None
     if env["family"] == "smac" and env.get("backend") == "sc2":
         from ptde.envs.sc2 import smac_env_factory
 

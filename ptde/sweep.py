@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from ptde.cli import group_options, precheck
+from ptde.cli import group_options, prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.runtime import ConfigError, to_container
 
@@ -115,5 +115,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    precheck("sweep")
+    prepare_command_line("sweep")
     main()

@@ -21,12 +21,13 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ptde.cli import precheck
+from ptde.cli import prepare_command_line
 from ptde.config import register_configs
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
-from ptde.pipeline import run_stage2, train_stage1
+from ptde.logging import RunLogger
+from ptde.pipeline import open_run_logger, run_stage2, train_stage1
 from ptde.preemption import Preempted
-from ptde.results import source_version, update_results
+from ptde.results import holds_a_run, source_version, update_results
 from ptde.resume import ResumePlan, plan_resume, resume_argv
 from ptde.runtime import ConfigError, run_label, to_container, validate
 
@@ -84,28 +85,40 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
         steps = plan.checkpoint_env_steps
         print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
         update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
+    stage1 = stage in ("1", "all") and "1" not in done
+    stage2 = (stage == "2" or (stage == "all" and distills)) and "2" not in done
+    run_logger = None
     try:
-        if stage in ("1", "all") and "1" not in done:
-            update_results(
-                run_dir,
-                **train_stage1(
-                    cfg, run_dir, plan.checkpoint, plan.checkpoint_env_steps, plan.previous.get("wandb_run_id")
-                ),
-            )
+        if stage1 or stage2:  # one logger (one wandb run) for both stages
+            resume_step = plan.checkpoint_env_steps if plan.checkpoint is not None and stage1 else None
+            run_logger = open_run_logger(cfg, run_dir, stage1, resume_step, plan.previous.get("wandb_run_id"))
+        if stage1:
+            update_results(run_dir, **train_stage1(cfg, run_dir, run_logger, plan.checkpoint))
             done.append("1")
             update_results(run_dir, stages_done=done)
-        if (stage == "2" or (stage == "all" and distills)) and "2" not in done:
+        if stage2:
             teacher = cfg["teacher"] if stage == "2" else run_dir
-            update_results(run_dir, **run_stage2(cfg, run_dir, teacher))
+            update_results(run_dir, **run_stage2(cfg, run_dir, teacher, run_logger))
             done.append("2")
             update_results(run_dir, stages_done=done)
     except Preempted as exc:
         update_results(run_dir, status="preempted", reason=str(exc))
+        _finish(run_logger, exit_code=143)
         raise
     except BaseException as exc:
         update_results(run_dir, status="failed", reason=f"{type(exc).__name__}: {exc}")
+        _finish(run_logger, exit_code=1)
         raise
-    return update_results(run_dir, status="finished")
+    results = update_results(run_dir, status="finished")
+    if run_logger is not None:
+        run_logger.summarize(results)
+    _finish(run_logger, exit_code=0)
+    return results
+
+
+def _finish(run_logger: RunLogger | None, exit_code: int) -> None:
+    if run_logger is not None:
+        run_logger.finish(exit_code)
 
 
 def extends_budget(plan: ResumePlan) -> bool:
@@ -124,7 +137,7 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     container = to_container(cfg)
-    existed = (run_dir / "results.json").exists()
+    existed = holds_a_run(run_dir)
     try:
         plan = plan_resume(container, run_dir, [o for o in hydra_cfg.overrides.task if not o.startswith("hydra")])
         results = run(container, run_dir, plan)  # validates the config before anything is written
@@ -142,6 +155,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    precheck("config")
+    prepare_command_line("config")
     sys.argv = resume_argv(sys.argv)  # resume=true|<folder>: Hydra's run folder becomes that run's
     main()

@@ -1,7 +1,8 @@
 """`python -m ptde.report source=<multirun folder> [out=<folder>]` or `source=wandb project=ptde`.
 
 Writes the report folder (index.md, table_*.md/csv, curves_*.png, distill_*.png, aggregate_*.csv)
-and prints the path of index.md. `wandb_report=true` also publishes a wandb report when online.
+and prints the path of index.md. `wandb_report=true` also builds the wandb report: saved to the
+project when logged in, else its spec is written as wandb_report.json in the report folder.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ptde.cli import precheck
+from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.report.build import build_report
 from ptde.report.runs import load_source, load_wandb_project
-from ptde.report.wandb_report import publish_report, wandb_report_unavailable
+from ptde.report.wandb_report import wandb_report
 from ptde.runtime import to_container
 
 register_configs()
@@ -46,15 +47,16 @@ def main(cfg: DictConfig) -> None:
         print(f"skipped: {issue}", file=sys.stderr)
     print(f"report: {index}")
     if c["wandb_report"]:
-        why_not = wandb_report_unavailable()
-        if why_not:
-            print(f"ptde.report: no wandb report, {why_not}; the local report is in {out}")
-            return
-        maps = sorted({(r.family, r.env, r.metric) for r in records})
-        url = publish_report(c["project"], c["entity"], maps, index.read_text(), f"PTDE report: {c['source']}")
-        print(f"wandb report: {url}")
+        tables = "\n\n".join(
+            f"## {t.stem.removeprefix('table_')}\n\n{t.read_text()}" for t in sorted(out.glob("table_*.md"))
+        )
+        try:
+            print(wandb_report(c["project"], c["entity"], records, tables, f"PTDE report: {title}", out))
+        except RuntimeError as exc:
+            print(f"ptde.report: no wandb report, {exc}; the local report is in {out}", file=sys.stderr)
+            sys.exit(2)
 
 
 if __name__ == "__main__":
-    precheck("report")
+    prepare_command_line("report")
     main()

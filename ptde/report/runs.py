@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from ptde.report.wandb_offline import read_offline_run
+from ptde.report.wandb_offline import merge_offline_runs, offline_run_id, read_offline_run
 
 # the success metric of results written before results.json named it
 SUCCESS_METRIC = {"smac": "win_rate", "grf": "win_rate", "ltr": "ndcg@10"}
@@ -27,6 +28,7 @@ class RunRecord:
     results: dict[str, Any]  # results.json: status, algo, env, env_family, seed, test/*, eval/*, distill/*
     curves: pd.DataFrame  # env_steps plus metric columns, one row per log event
     distill: pd.DataFrame | None = None  # step, distill/train_mse, distill/val_mse (stage 2)
+    group: str | None = None  # its wandb group (`ptde.logging.wandb_group`): the config without the seed
 
     @property
     def algo(self) -> str:
@@ -75,16 +77,25 @@ def load_run_folder(run_dir: Path) -> RunRecord:
     if missing:
         raise RunIssue(f"results.json lacks {', '.join(missing)}")
     distill = _read_csv(run_dir / "distill" / "metrics.csv")
-    return RunRecord(run_dir.name, results, _read_csv(run_dir / "metrics.csv"), distill if len(distill) else None)
+    curves = _read_csv(run_dir / "metrics.csv")
+    return RunRecord(run_dir.name, results, curves, distill if len(distill) else None, _group_of(run_dir))
 
 
-def load_offline_wandb(folder: Path) -> RunRecord:
-    """An offline wandb run on its own: final values are the last logged value of each metric.
+def _group_of(run_dir: Path) -> str | None:
+    from ptde.logging import wandb_group
 
-    Stage-2 keys (eval/*, distill/*) go to results.json only, so such a run has no KD row.
-    """
     try:
-        run = read_offline_run(folder)
+        return wandb_group(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def load_offline_wandb(folders: list[Path]) -> RunRecord:
+    """An offline wandb run on its own (one folder per process that logged to it, in time order):
+    its summary (a ptde run's results.json) over the last logged value of each metric, and the
+    distillation curves of stage 2 from its history."""
+    try:
+        run = merge_offline_runs([read_offline_run(f) for f in folders])
     except (OSError, ValueError) as exc:
         raise RunIssue(f"unreadable wandb run log ({exc})") from None
     if run["exit_code"] != 0:
@@ -94,8 +105,23 @@ def load_offline_wandb(folder: Path) -> RunRecord:
         results = results_from_config(cfg)
     except KeyError as exc:
         raise RunIssue(f"the wandb run config lacks {exc}") from None
-    results.update(last_values(history))
-    return RunRecord(run["name"], results, history)
+    results.update({**last_values(history), **summary_values(run["summary"])})
+    return RunRecord(run["name"], results, history, distill_curves(history), run["group"])
+
+
+def summary_values(summary: dict[str, Any]) -> dict[str, Any]:
+    """The numbers and names of a wandb run's summary (ptde writes its results.json there)."""
+    return {k: v for k, v in summary.items() if isinstance(v, str | int | float | bool)}
+
+
+def distill_curves(history: pd.DataFrame) -> pd.DataFrame | None:
+    """distill/metrics.csv's layout (step, distill/train_mse, distill/val_mse) from a wandb history."""
+    columns = [c for c in ("distill/train_mse", "distill/val_mse") if c in history]
+    if "distill/step" not in history or not columns:
+        return None
+    rows = history[history["distill/step"].notna() & history[columns].notna().any(axis=1)]
+    out = rows[["distill/step", *columns]].rename(columns={"distill/step": "step"}).reset_index(drop=True)
+    return out if len(out) else None
 
 
 def results_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -143,10 +169,14 @@ def load_source(source: Path) -> tuple[list[RunRecord], list[str]]:
     if not source.is_dir():
         raise FileNotFoundError(f"report source {source} is not a folder")
     run_dirs, wandb_dirs = find_run_folders(source)
+    by_id: dict[str, list[Path]] = {}
+    for d in sorted(wandb_dirs, key=lambda d: d.name):  # offline-run-<date_time>-<id>: time order
+        by_id.setdefault(offline_run_id(d), []).append(d)
     records, issues = [], []
-    for d, loader in [(d, load_run_folder) for d in run_dirs] + [(d, load_offline_wandb) for d in wandb_dirs]:
+    jobs = [(d, load_run_folder, d) for d in run_dirs] + [(ds[-1], load_offline_wandb, ds) for ds in by_id.values()]
+    for d, loader, arg in jobs:
         try:
-            records.append(loader(d))
+            records.append(loader(arg))
         except RunIssue as exc:
             issues.append(f"{d.relative_to(source) if d != source else d.name}: skipped, {exc}")
     return dedupe(records, issues)
@@ -190,7 +220,6 @@ def load_wandb_project(project: str, entity: str | None) -> tuple[list[RunRecord
             issues.append(f"{run.name}: skipped, its config lacks {exc}")
             continue
         history = pd.DataFrame(list(run.scan_history()))
-        summary = {k: v for k, v in run.summary_metrics.items() if isinstance(v, int | float)}
-        results.update({**last_values(history), **summary})
-        records.append(RunRecord(run.name, results, history))
+        results.update({**last_values(history), **summary_values(dict(run.summary_metrics))})
+        records.append(RunRecord(run.name, results, history, distill_curves(history), run.group))
     return dedupe(records, issues)

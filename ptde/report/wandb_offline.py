@@ -60,24 +60,49 @@ def _key(item: Any) -> str:
 
 
 def read_offline_run(run_folder: Path) -> dict[str, Any]:
-    """{config, history (DataFrame, one row per logged step), exit_code (None while running), name}."""
+    """{config, history (DataFrame, one row per logged step), summary, exit_code (None while running),
+    name, id, group, job_type, tags} of one offline run folder."""
     logs = sorted(run_folder.glob("*.wandb"))
     if not logs:
         raise FileNotFoundError(f"no .wandb file in {run_folder}")
     config: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
-    exit_code, name = None, run_folder.name
+    out: dict[str, Any] = {"exit_code": None, "name": run_folder.name, "id": offline_run_id(run_folder)}
+    out |= {"group": None, "job_type": None, "tags": []}
     for record in read_records(logs[0]):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            name = record.run.display_name or name
-            config.update({_key(i): json.loads(i.value_json) for i in record.run.config.update})
+            run = record.run
+            out |= {"name": run.display_name or out["name"], "id": run.run_id or out["id"]}
+            out |= {"group": run.run_group or None, "job_type": run.job_type or None, "tags": list(run.tags)}
+            config.update({_key(i): json.loads(i.value_json) for i in run.config.update})
         elif kind == "config":
             config.update({_key(i): json.loads(i.value_json) for i in record.config.update})
         elif kind == "history":
             rows.append({_key(i): json.loads(i.value_json) for i in record.history.item})
+        elif kind == "summary":
+            summary.update({_key(i): json.loads(i.value_json) for i in record.summary.update})
+            for i in record.summary.remove:
+                summary.pop(_key(i), None)
         elif kind == "exit":
-            exit_code = record.exit.exit_code
+            out["exit_code"] = record.exit.exit_code
     config.pop("_wandb", None)
     history = pd.DataFrame(rows).drop(columns=["_runtime", "_timestamp", "_step"], errors="ignore")
-    return {"config": config, "history": history, "exit_code": exit_code, "name": name}
+    summary = {k: v for k, v in summary.items() if not k.startswith("_")}
+    return {**out, "config": config, "history": history, "summary": summary}
+
+
+def offline_run_id(run_folder: Path) -> str:
+    """`offline-run-20261201_101500-abc123` -> `abc123`: a resumed run writes one folder per process."""
+    return run_folder.name.rsplit("-", 1)[-1]
+
+
+def merge_offline_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folders of one run id (in time order) as one run: every process's history in order,
+    later config and summary values over earlier ones, the last process's exit code."""
+    merged = dict(parts[-1])
+    merged["config"] = {k: v for p in parts for k, v in p["config"].items()}
+    merged["summary"] = {k: v for p in parts for k, v in p["summary"].items()}
+    merged["history"] = pd.concat([p["history"] for p in parts], ignore_index=True)
+    return merged

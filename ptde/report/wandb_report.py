@@ -1,50 +1,103 @@
-"""The same comparison as a wandb report (online, logged in): one panel grid per map whose line
-plot groups the project's runs by algorithm and variant (mean with a std band, x = env steps),
-plus the local Markdown tables as text. Uses wandb's report API (`wandb_workspaces.reports.v2`,
-the `wandb[workspaces]` extra); it cannot be tested offline and says so instead of failing late.
+"""The same comparison as a wandb report, built with wandb's report API (`wandb_workspaces.reports.v2`,
+the `wandb-report` extra): per map a panel grid of the map's runs, filtered to the report's wandb
+groups and grouped by group (one group = one config without the seed = one table cell, so the
+seeds of one algorithm are one line with a std band), holding the test-score curve against env
+steps, the KD points (teacher against student after stage 2) and the PRR; then the local tables
+as Markdown and a runs table of every group of the source.
+
+The Report object is built without a server. Logged in, it is saved to the project and its URL
+printed; offline, its spec (the JSON model the server stores) is written next to the local report
+and nothing is uploaded.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from ptde.logging import wandb_logged_in
+from ptde.report.runs import RunRecord
+
+SPEC_FILE = "wandb_report.json"
 
 
-def wandb_report_unavailable() -> str | None:
-    """Why no wandb report can be made here, or None when it can."""
-    if not wandb_logged_in():
-        return "offline (no wandb API key: WANDB_API_KEY or `wandb login`)"
+def _api():
     try:
-        import wandb_workspaces.reports.v2  # noqa: F401
+        import wandb_workspaces.reports.v2 as wr
     except ImportError:
-        return "wandb's report API is not installed (pip install 'wandb[workspaces]')"
-    return None
+        raise RuntimeError(
+            "wandb's report API is not installed: make install (the wandb-report extra) or pip install wandb-workspaces"
+        ) from None
+    return wr
 
 
-def publish_report(
-    project: str, entity: str | None, maps: list[tuple[str, str, str]], tables_markdown: str, title: str
-) -> str:
-    """Create and save the report; `maps` holds (family, env name, success metric). Returns its URL."""
-    import wandb
-    import wandb_workspaces.reports.v2 as wr
+def _group_filter(groups: list[str]) -> str:
+    return "Group in [" + ", ".join(repr(g) for g in groups) + "]"
 
-    entity = entity or wandb.Api().default_entity
-    blocks: list = [wr.H1(title), wr.MarkdownBlock(tables_markdown)]
+
+def build_wandb_report(project: str, entity: str, records: list[RunRecord], tables_markdown: str, title: str) -> Any:
+    """The Report of `records` (runs of `project`); runs without a wandb group are left out of the panels."""
+    wr = _api()
+    groups = sorted({r.group for r in records if r.group})
+    blocks: list = [
+        wr.H1(title),
+        wr.P(f"{len(records)} runs in {len(groups)} wandb groups (a group is one config over its seeds)."),
+        wr.MarkdownBlock(tables_markdown),
+    ]
+    maps = sorted({(r.family, r.env, r.metric) for r in records})
     for family, env, metric in maps:
-        runset = wr.Runset(
-            entity=entity,
-            project=project,
-            name=f"{family}/{env}",
-            filters=f"Config('env.name') == '{env}' and Config('env.family') == '{family}'",
-            groupby=[wr.Config("algo.name"), wr.Config("variant.name")],
-        )
-        curve = wr.LinePlot(
-            title=f"{family}/{env}: test {metric}",
-            x="env_steps",
-            y=[f"test/{metric}"],
-            groupby_aggfunc="mean",
-            groupby_rangefunc="stddev",
-        )
-        blocks += [wr.H2(f"{family}/{env}"), wr.PanelGrid(runsets=[runset], panels=[curve])]
-    report = wr.Report(project=project, entity=entity, title=title, blocks=blocks)
+        here = sorted({r.group for r in records if r.group and (r.family, r.env) == (family, env)})
+        if not here:
+            continue
+        runset = wr.Runset(name=f"{family}/{env}", filters=_group_filter(here), groupby=["group"])
+        panels = [
+            wr.LinePlot(
+                title=f"{family}/{env}: test {metric}",
+                x="env_steps",
+                y=[f"test/{metric}"],
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+            ),
+            wr.BarPlot(
+                title=f"{family}/{env}: KD, teacher (centralized) vs student (decentralized) {metric}",
+                metrics=[f"eval/centralized_{metric}", f"eval/decentralized_{metric}"],
+                groupby="Group",
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+            ),
+            wr.BarPlot(
+                title=f"{family}/{env}: PRR (student / teacher)",
+                metrics=["eval/prr"],
+                groupby="Group",
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+            ),
+        ]
+        blocks += [wr.H2(f"{family}/{env}"), wr.PanelGrid(runsets=[runset], panels=panels)]
+    if groups:
+        columns = ["run:group", "run:state"] + [f"summary:test/{m}" for m in sorted({r.metric for r in records})]
+        table = wr.Runset(name="runs", filters=_group_filter(groups), pinned_columns=[*columns, "summary:eval/prr"])
+        blocks += [wr.H2("Runs"), wr.PanelGrid(runsets=[table], panels=[])]
+    return wr.Report(project=project, entity=entity, title=title[:128], blocks=blocks)
+
+
+def report_spec(report: Any) -> str:
+    """The report's JSON model, as `Report.save()` sends it."""
+    return report._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1)
+
+
+def wandb_report(
+    project: str, entity: str | None, records: list[RunRecord], tables_markdown: str, title: str, out: Path
+) -> str:
+    """Save the report when logged in (returns its URL), else write its spec into `out`; says which."""
+    if not wandb_logged_in():
+        report = build_wandb_report(project, entity or "", records, tables_markdown, title)
+        path = out / SPEC_FILE
+        path.write_text(report_spec(report) + "\n")
+        return f"wandb report not uploaded (offline: no API key); its spec is in {path}"
+    import wandb
+
+    report = build_wandb_report(project, entity or wandb.Api().default_entity, records, tables_markdown, title)
+    (out / SPEC_FILE).write_text(report_spec(report) + "\n")
     report.save()
-    return report.url
+    return f"wandb report: {report.url}"
