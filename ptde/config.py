@@ -139,14 +139,18 @@ class CSRLConfig(ValueDecompositionConfig):
 
 @dataclass
 class MAPPOConfig:
-    """MAPPO (Yu et al. 2021) with the SMAC defaults of its code (marlbenchmark/on-policy):
-    recurrent actor and critic of width 64, Adam 5e-4 (eps 1e-5) for both, GAE(γ 0.99, λ 0.95),
-    PPO clip 0.2 (also the value clip), 5 epochs of 1 minibatch per rollout, entropy bonus 0.01,
-    Huber value loss (δ 10) on a normalised value (ValueNorm), gradient clip 10 for each network."""
+    """MAPPO (Yu et al. 2021) as marlbenchmark/on-policy runs it on SMAC. Every default is
+    on-policy's (`onpolicy/config.py`, and where all its SMAC scripts set a value, the scripts'):
+    recurrent actor and critic of width 64 (`rmappo`), Adam 5e-4 (eps 1e-5) for both, GAE(γ 0.99,
+    λ 0.95), PPO clip 0.2 (also the value clip), 15 epochs of 1 minibatch per rollout, entropy
+    bonus 0.01, Huber value loss (δ 10) on a normalised value (ValueNorm), gradient clip 10 for
+    each network, 400 steps of each of the 8 envs per rollout, 10-step recurrent chunks.
+    Per-map settings (epochs, clip, recurrent, stacked frames, value active masks) come from
+    `conf/algo/mappo_map/<env>.yaml`, the scripts' values for the paper's maps."""
 
     name: str = MISSING  # mappo (the variant suffix is added from `variant.name`)
     learner: Learner = Learner.mappo
-    rnn_hidden_dim: int = 64  # actor
+    rnn_hidden_dim: int = 64  # actor (--hidden_size)
     critic_hidden_dim: int = 64
     lr: float = 5e-4  # actor
     critic_lr: float = 5e-4
@@ -154,16 +158,32 @@ class MAPPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_param: float = 0.2
-    ppo_epochs: int = 5
-    num_mini_batch: int = 1  # minibatches of whole episodes per epoch
+    ppo_epochs: int = 15  # --ppo_epoch
+    num_mini_batch: int = 1  # minibatches of recurrent chunks per epoch
     entropy_coef: float = 0.01
     value_loss_coef: float = 1.0
     huber_delta: float = 10.0
     clipped_value_loss: bool = True
-    value_norm: bool = True
+    value_norm: bool = True  # --use_valuenorm: running mean/std of the returns, updated on every minibatch
     grad_norm_clip: float = 10.0
-    # episodes per rollout: one collection of the parallel envs (mappo.yaml sets ${env.batch_size_run})
-    batch_size: int = 8
+    # steps of each parallel env per rollout (--episode_length 400 in every SMAC script); envs reset
+    # as their episodes end, and episodes and recurrent states run on into the next rollout
+    rollout_steps: int = 400
+    # recurrent training on chunks of this many steps, each starting from the state the rollout
+    # had there (--data_chunk_length); must divide rollout_steps
+    data_chunk_length: int = 10
+    # rmappo (true) or mappo (false: a feed-forward actor and critic, on-policy's non-recurrent policy)
+    recurrent: bool = True
+    # inputs of the last k steps concatenated (--stacked_frames with --use_stacked_frames; zeros
+    # before the episode start); k > 1 needs recurrent=false, as on-policy's scripts use it
+    stacked_frames: int = 1
+    use_feature_normalization: bool = True  # LayerNorm on the actor's and critic's inputs
+    use_orthogonal: bool = True  # orthogonal weights, zero biases
+    gain: float = 0.01  # gain of the policy's output layer (with use_orthogonal)
+    # dead agents' steps (SMAX's ally_alive) left out of the policy loss, the entropy and the
+    # advantage-normalisation statistics / out of the value loss
+    use_policy_active_masks: bool = True
+    use_value_active_masks: bool = True
     # The rollout's exploration knob, read by the env-interaction callback like the Q-learners' ε:
     # each agent's action is drawn from the policy with probability ε, else it is the policy's most
     # probable one. ε = 1 while training (on-policy PPO); tests and evaluation run with ε = 0.

@@ -15,12 +15,12 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-from ptde.callbacks import EnvInteractionCallback
+from ptde.callbacks import EnvInteractionCallback, StepInteractionCallback
 from ptde.callbacks.env_interaction import test_policy
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
-from ptde.learners import build_learner, load_learner
+from ptde.learners import build_learner, learner_class, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.logging import RunLogger, Stage2Curves, build_run_logger
 from ptde.nn.global_info import StudentModule
@@ -85,10 +85,11 @@ def train_stage1(
     """
     seed = cfg["seed"]
     L.seed_everything(seed, workers=False, verbose=False)
-    train_env, test_env, info = build_envs(cfg, seed)
+    steps = getattr(learner_class(cfg), "collects_steps", False)  # on-policy: step-based, auto-reset envs
+    train_env, test_env, info = build_envs(cfg, seed, auto_reset=steps)
     learner = build_learner(cfg, info.__dict__)
     buffer, datamodule = learner.build_data(cfg, info, seed)
-    interaction = EnvInteractionCallback(
+    interaction = (StepInteractionCallback if steps else EnvInteractionCallback)(
         train_env,
         test_env,
         buffer,

@@ -71,10 +71,15 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(problem)
 
 
-def build_envs(cfg: dict[str, Any], seed: int) -> tuple[MultiAgentEnv, MultiAgentEnv, EnvInfo]:
-    """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes)."""
+def build_envs(
+    cfg: dict[str, Any], seed: int, auto_reset: bool = False
+) -> tuple[MultiAgentEnv, MultiAgentEnv, EnvInfo]:
+    """The training env (B = env.batch_size_run) and the test env (B = trainer.test_episodes).
+
+    `auto_reset` builds the training env for step-based collection (test episodes stay whole episodes).
+    """
     env_ns = ConfigView(cfg["env"])
-    train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed)
+    train_env = make_env(env_ns, batch_size=cfg["env"]["batch_size_run"], seed=seed, auto_reset=auto_reset)
     test_b = test_batch_size(cfg["env"], cfg["trainer"]["test_episodes"])
     test_env = make_env(env_ns, batch_size=test_b, seed=seed + 10_000, split="test")
     return train_env, test_env, train_env.get_env_info()

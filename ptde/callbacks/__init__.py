@@ -1,5 +1,6 @@
 """Lightning callbacks that make a supervised-learning trainer run RL."""
 
 from ptde.callbacks.env_interaction import EnvInteractionCallback
+from ptde.callbacks.step_interaction import StepInteractionCallback
 
-__all__ = ["EnvInteractionCallback"]
+__all__ = ["EnvInteractionCallback", "StepInteractionCallback"]

@@ -202,8 +202,12 @@ class EnvInteractionCallback(L.Callback):
         if c.env_steps == 0:
             self.last_test = self.run_test(pl_module)
             self._log(pl_module, self.last_test)
+        self.warm_up(pl_module)
+
+    def warm_up(self, module: L.LightningModule) -> None:
+        """Fill the replay buffer to one batch before the first update (each update collects first, too)."""
         while not self.buffer.can_sample(self.algo["batch_size"]):
-            self.collect(pl_module)
+            self.collect(module)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int

@@ -43,6 +43,11 @@ class Step:
     truncated: torch.Tensor  # [B] bool
     won: torch.Tensor  # [B] bool (success flag: battle won / goal scored / ...)
     info: dict[str, torch.Tensor] = field(default_factory=dict)  # extra [B] tensors
+    # auto-reset envs only: what each env's transition reached, [B, n, obs_dim] / [B, state_dim]. Where an
+    # episode ended (`done`), obs/state above already belong to the next episode; these hold its
+    # final observation, which a time-out bootstraps from. Elsewhere they equal obs/state.
+    final_obs: torch.Tensor | None = None
+    final_state: torch.Tensor | None = None
 
     @property
     def done(self) -> torch.Tensor:  # [B] bool
@@ -81,6 +86,12 @@ class MultiAgentEnv(Protocol):
     `reset` starts B new episodes. `step` advances all B; an environment whose episode is
     already done keeps returning its final outputs (callers mask those steps out), so a batch of
     episodes is collected like PyMARL's parallel runner: all B run until the last one ends.
+
+    Built with `auto_reset=True` (`make_env(..., auto_reset=True)`), an environment whose episode
+    ends in `step` starts its next episode at once: the returned obs/state/avail are the new
+    episode's first, reward/terminated/truncated/won/info describe the transition that ended the
+    old one, and `final_obs`/`final_state` hold where it ended. Nothing is frozen, so every step
+    of every env is a real transition (on-policy step-based collection, `ptde.step_rollout`).
     """
 
     batch_size: int

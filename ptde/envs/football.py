@@ -28,7 +28,9 @@ re-ordering by the engine could not scramble identities either.
 
 Episodes: `terminated` when the scenario ends (goal, ball out of play, possession change, as the
 academy rules say), `truncated` at `episode_limit`. A finished environment is frozen (its outputs
-repeat, its reward is 0) until the whole batch of B is over, as PyMARL's parallel runner does.
+repeat, its reward is 0) until the whole batch of B is over, as PyMARL's parallel runner does;
+with `auto_reset=True` its worker is reset within the same `step` instead (the engine draws the
+new episode's seed), and `final_obs`/`final_state` hold where the old episode ended.
 
 Engine failures: a worker that dies or does not answer within `step_timeout_s` is killed and
 restarted; its episode is dropped (ends as truncated with reward 0, `info["dropped"]` marks it for
@@ -398,8 +400,9 @@ class _Worker:
 class GRFEnv:
     """B GRF academy episodes in B worker processes; see the module docstring."""
 
-    def __init__(self, cfg: Any, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, cfg: Any, batch_size: int, seed: int = 0, auto_reset: bool = False) -> None:
         self.cfg = cfg
+        self.auto_reset = auto_reset
         self.spec = scenario_of(cfg.name)
         if not 1 <= cfg.n_agents <= len(self.spec.agent_players):
             raise ValueError(f"GRF {cfg.name}: n_agents must be 1..{len(self.spec.agent_players)}, got {cfg.n_agents}")
@@ -459,7 +462,16 @@ class GRFEnv:
         seeds: list[int | None] = [None] * B
         if seed is not None:
             seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(B)]
-        pending = list(range(B))
+        self._reset_workers(list(range(B)), seeds)
+        self._t[:] = 0
+        self._done[:] = False
+        self._dropped[:] = False
+        self._ready = True
+        zeros = np.zeros(B, bool)
+        return self._pack(np.zeros(B, np.float32), zeros, zeros, zeros)
+
+    def _reset_workers(self, pending: list[int], seeds: list[int | None]) -> None:
+        """Reset workers `pending` (seeds indexed by env), restarting any that fail."""
         for _attempt in range(int(self.cfg.max_restarts_per_call) + 1):
             for b in pending:
                 self._workers[b].send("reset", seeds[b])
@@ -477,12 +489,6 @@ class GRFEnv:
                 break
         else:
             raise RuntimeError(f"GRF workers {pending} failed to reset {self.cfg.max_restarts_per_call + 1} times")
-        self._t[:] = 0
-        self._done[:] = False
-        self._dropped[:] = False
-        self._ready = True
-        zeros = np.zeros(B, bool)
-        return self._pack(np.zeros(B, np.float32), zeros, zeros, zeros)
 
     def step(self, actions: torch.Tensor) -> Step:
         if not self._ready:
@@ -519,13 +525,35 @@ class GRFEnv:
             self._dropped[b] = True
             truncated[b] = True
         self._done |= terminated | truncated
-        return self._pack(reward, terminated, truncated, won)
+        if not self.auto_reset:
+            return self._pack(reward, terminated, truncated, won)
+        # auto-reset: the ended episodes' workers start the next one now
+        ended = np.flatnonzero(terminated | truncated)
+        final_obs, final_state, dropped = self._obs.copy(), self._state.copy(), self._dropped.copy()
+        if ended.size:
+            self._reset_workers(ended.tolist(), [None] * B)
+            self._t[ended] = 0
+            self._done[ended] = False
+            self._dropped[ended] = False
+        import torch
 
-    def _pack(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, won: np.ndarray) -> Step:
+        step = self._pack(reward, terminated, truncated, won, dropped)
+        step.final_obs, step.final_state = torch.from_numpy(final_obs), torch.from_numpy(final_state)
+        return step
+
+    def _pack(
+        self,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        won: np.ndarray,
+        dropped: np.ndarray | None = None,
+    ) -> Step:
         import torch
 
         from ptde.envs.base import Step
 
+        dropped = self._dropped if dropped is None else dropped
         return Step(
             obs=torch.from_numpy(self._obs.copy()),  # [B, n, obs_dim]
             state=torch.from_numpy(self._state.copy()),  # [B, state_dim]
@@ -534,7 +562,7 @@ class GRFEnv:
             terminated=torch.from_numpy(terminated),
             truncated=torch.from_numpy(truncated),
             won=torch.from_numpy(won),
-            info={"dropped": torch.from_numpy(self._dropped.copy())},  # [B] bool
+            info={"dropped": torch.from_numpy(dropped.copy())},  # [B] bool
         )
 
     def frame(self, index: int = 0) -> PitchFrame:

@@ -19,7 +19,8 @@ Test split: `reset()` walks through all test queries in order, `batch_size` at a
 takes `sweep_batches` resets, and the last batch is padded with queries from the start of the
 split that `info["valid"]` marks False (average metrics over valid entries only). `reset(seed=...)`
 restarts the sweep at query 0. Training split: queries are drawn in a fresh random order per
-epoch from a generator seeded with `seed`. The data and the train/test split depend only on the
+epoch from a generator seeded with `seed`. With `auto_reset=True` every `step` scores the current
+queries and serves the next batch at once (each step is then one whole episode per env). The data and the train/test split depend only on the
 config (`cfg.seed`), never on the run seed, so every run of a sweep sees the same test set.
 """
 
@@ -183,7 +184,9 @@ def prepare_ltr_data(cfg: Any) -> LTRData:
 class RankingEnv:
     """B ranking episodes (one query each) stepped together; see the module docstring."""
 
-    def __init__(self, cfg: Any, batch_size: int, seed: int = 0, split: str = "train") -> None:
+    def __init__(
+        self, cfg: Any, batch_size: int, seed: int = 0, split: str = "train", auto_reset: bool = False
+    ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if cfg.episode_limit != 1:
@@ -191,6 +194,7 @@ class RankingEnv:
         self.cfg = cfg
         self.batch_size = batch_size
         self.split = split
+        self.auto_reset = auto_reset
         data = prepare_ltr_data(cfg)
         queries = data.train if split == "train" else data.test
         if len(queries) == 0:
@@ -302,6 +306,13 @@ class RankingEnv:
             won=reward >= 1.0 - 1e-6,
             info=info,
         )
+        if self.auto_reset:  # the next queries' episodes start now
+            scored = self._last
+            fresh = self.reset()
+            return Step(
+                fresh.obs, fresh.state, fresh.avail_actions, scored.reward, scored.terminated, scored.truncated,
+                scored.won, scored.info, final_obs=scored.obs, final_state=scored.state,
+            )  # fmt: skip
         return self._last
 
     @property

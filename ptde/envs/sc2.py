@@ -69,9 +69,17 @@ def smac_env_factory() -> Callable[..., Any]:
 
 
 class SC2Env:
-    def __init__(self, cfg: Any, batch_size: int, seed: int = 0, env_factory: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        cfg: Any,
+        batch_size: int,
+        seed: int = 0,
+        env_factory: Callable[..., Any] | None = None,
+        auto_reset: bool = False,
+    ):
         factory = env_factory or smac_env_factory()
         self.cfg = cfg
+        self.auto_reset = auto_reset  # a game whose episode ends is reset within step()
         self.batch_size = batch_size
         self._factory, self._seed = factory, seed
         self.restarts = 0  # games restarted over this env's life
@@ -150,6 +158,8 @@ class SC2Env:
             won[b] = bool(info.get("battle_won", False))
         newly = term | trunc
         obs, state, avail = self._observe()
+        if self.auto_reset:
+            return self._auto_reset_step(newly, obs, state, avail, reward, term, trunc, won)
         keep = torch.from_numpy(self._done)  # envs already done before this step repeat their outputs
         last = self._last
         obs = torch.where(keep[:, None, None], last.obs, obs)
@@ -159,6 +169,24 @@ class SC2Env:
         self._last = Step(
             obs, state, avail, torch.from_numpy(reward), torch.from_numpy(term), torch.from_numpy(trunc),
             torch.from_numpy(won), info={"dropped": torch.from_numpy(self._dropped.copy())},
+        )  # fmt: skip
+        return self._last
+
+    def _auto_reset_step(self, newly, obs, state, avail, reward, term, trunc, won) -> Step:
+        """Reset the games whose episode just ended; their final observation goes to final_obs/final_state."""
+        dropped = torch.from_numpy(self._dropped.copy())
+        for b in np.flatnonzero(newly):
+            try:
+                with time_limit(float(getattr(self.cfg, "step_timeout_s", 0.0))):
+                    self.envs[b].reset()
+            except Exception as exc:  # noqa: BLE001 - a broken game is restarted, whatever broke it
+                self._restart(b, f"failed on reset ({type(exc).__name__}: {exc})")
+            self._dropped[b] = False
+        fresh_obs, fresh_state, fresh_avail = self._observe() if newly.any() else (obs, state, avail)
+        self._last = Step(
+            fresh_obs, fresh_state, fresh_avail, torch.from_numpy(reward), torch.from_numpy(term),
+            torch.from_numpy(trunc), torch.from_numpy(won), info={"dropped": dropped},
+            final_obs=obs, final_state=state,
         )  # fmt: skip
         return self._last
 

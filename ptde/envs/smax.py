@@ -8,8 +8,12 @@ Where SMAX differs from SMAC this adapter follows SMAC (the paper's benchmark):
   one-hot, as SMAC's `state_last_action=True`;
 - a `won` flag (all enemies dead and an ally alive; SMAX's info has none) and termination told
   apart from the time limit (`truncated`), so learners bootstrap only on a time-out;
-- no auto-reset: a finished environment is frozen (its outputs repeat, its reward is 0) until
-  the whole batch of B episodes is over, as PyMARL's parallel runner does.
+- by default no auto-reset: a finished environment is frozen (its outputs repeat, its reward is 0)
+  until the whole batch of B episodes is over, as PyMARL's parallel runner does. With
+  `auto_reset=True` an env whose episode ends is reset by SMAX's own `reset` inside the same
+  jitted step (as JaxMARL's `step` does) and each env draws its keys from its own PRNG chain,
+  advanced exactly as a batch-of-one env's chain: env b's episodes are the ones a B = 1 env
+  seeded with `episode_chain_keys(seed, B)[b]` plays one after the other.
 Reward is SMAX's team reward (enemy health removed + 1 on a win) times `reward_scale`.
 """
 
@@ -57,10 +61,21 @@ def _to_torch(x: jax.Array) -> torch.Tensor:
     return torch.from_dlpack(x)
 
 
+def episode_chain_keys(seed: int, batch_size: int) -> jax.Array:
+    """The auto-reset envs' PRNG chains, one per env: [B, 2] raw keys."""
+    return jax.vmap(lambda b: jax.random.fold_in(jax.random.PRNGKey(seed), b))(jnp.arange(batch_size))
+
+
+def _advance_chain(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One env's chain moved on by one draw, as `SMAXEnv._split` moves a batch-of-one env's key."""
+    key, sub = jax.random.split(key)
+    return key, jax.random.split(sub, 1)[0]
+
+
 class SMAXEnv:
     """B SMAX battles stepped together; see the module docstring for the SMAC-faithful parts."""
 
-    def __init__(self, cfg: SMACEnvConfig, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, cfg: SMACEnvConfig, batch_size: int, seed: int = 0, auto_reset: bool = False) -> None:
         if cfg.name not in MAP_NAME_TO_SCENARIO:
             raise ValueError(f"unknown SMAX map {cfg.name!r}; valid maps: {', '.join(available_maps())}")
         self.cfg = cfg
@@ -83,9 +98,12 @@ class SMAXEnv:
         self._unit_feat = 4 + self._n_type_bits
         self.obs_dim = env.obs_size
         self.state_dim = (self.n_agents + self.n_enemies) * self._unit_feat + self.n_agents * self.n_actions
-        self._key = jax.random.PRNGKey(seed)
+        self.auto_reset = auto_reset
+        self._key = episode_chain_keys(seed, batch_size) if auto_reset else jax.random.PRNGKey(seed)
         self._reset_fn = jax.jit(jax.vmap(self._reset_one))
         self._step_fn = jax.jit(jax.vmap(self._step_one))
+        self._auto_reset_fn = jax.jit(jax.vmap(self._auto_reset_one))
+        self._auto_step_fn = jax.jit(jax.vmap(self._auto_step_one))
         self._env_state = None
         self._done = None
 
@@ -149,6 +167,38 @@ class SMAXEnv:
             alive[: self.n_agents],
         )
 
+    def _auto_reset_one(self, key):
+        key, sub = _advance_chain(key)
+        return (key, *self._reset_one(sub))
+
+    def _auto_step_one(self, key, env_state, actions):
+        """A step, then SMAX's reset where the episode ended: (key, state, outputs..., final obs, final state)."""
+        key, sub = _advance_chain(key)
+        new_state, obs, state, avail, reward, term, trunc, won, alive = self._step_one(
+            sub, env_state, actions, jnp.zeros((), jnp.bool_)
+        )
+        done = term | trunc
+        reset_key, sub = _advance_chain(key)
+        fresh_state, fresh_obs, fresh_s, fresh_avail = self._reset_one(sub)
+
+        def pick(fresh, old):
+            return jnp.where(done, fresh, old)
+
+        return (
+            pick(reset_key, key),
+            jax.tree.map(pick, fresh_state, new_state),
+            pick(fresh_obs, obs),
+            pick(fresh_s, state),
+            pick(fresh_avail, avail),
+            reward,
+            term,
+            trunc,
+            won,
+            pick(jnp.ones_like(alive), alive),  # the agents the returned obs describe
+            obs,
+            state,
+        )
+
     # ------------------------------------------------------------------ torch side (batch)
     def get_env_info(self) -> EnvInfo:
         return EnvInfo(
@@ -172,9 +222,14 @@ class SMAXEnv:
         self._key = jnp.asarray(key.numpy(), dtype=jnp.uint32)
 
     def reset(self, seed: int | None = None) -> Step:
-        if seed is not None:
-            self._key = jax.random.PRNGKey(seed)
-        self._env_state, obs, state, avail = self._reset_fn(self._split())
+        if self.auto_reset:
+            if seed is not None:
+                self._key = episode_chain_keys(seed, self.batch_size)
+            self._key, self._env_state, obs, state, avail = self._auto_reset_fn(self._key)
+        else:
+            if seed is not None:
+                self._key = jax.random.PRNGKey(seed)
+            self._env_state, obs, state, avail = self._reset_fn(self._split())
         self._done = jnp.zeros(self.batch_size, jnp.bool_)
         self._avail = _to_torch(avail)
         zeros = torch.zeros(self.batch_size, dtype=torch.bool)
@@ -193,6 +248,8 @@ class SMAXEnv:
             raise RuntimeError("call reset() before step()")
         self._check_actions(actions)
         acts = jnp.asarray(actions.to(torch.int32).numpy())
+        if self.auto_reset:
+            return self._auto_step(acts)
         keys = self._split()
         try:
             out = self._step_fn(keys, self._env_state, acts, self._done)
@@ -213,6 +270,29 @@ class SMAXEnv:
             truncated=_to_torch(trunc),
             won=_to_torch(won),
             info={"ally_alive": _to_torch(ally_alive)},
+        )
+
+    def _auto_step(self, acts: jax.Array) -> Step:
+        try:
+            out = self._auto_step_fn(self._key, self._env_state, acts)
+        except Exception as exc:
+            raise RuntimeError(
+                f"SMAX map {self.map_name}: the batched auto-reset step of {self.batch_size} envs failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        self._key, self._env_state, obs, state, avail, reward, term, trunc, won, ally_alive, f_obs, f_state = out
+        self._avail = _to_torch(avail)
+        return Step(
+            obs=_to_torch(obs),
+            state=_to_torch(state),
+            avail_actions=_to_torch(avail),
+            reward=_to_torch(reward),
+            terminated=_to_torch(term),
+            truncated=_to_torch(trunc),
+            won=_to_torch(won),
+            info={"ally_alive": _to_torch(ally_alive)},
+            final_obs=_to_torch(f_obs),
+            final_state=_to_torch(f_state),
         )
 
     def _check_actions(self, actions: torch.Tensor) -> None:

@@ -33,6 +33,10 @@ class RunCounters:
 class StageOneLearner(L.LightningModule):
     """A LightningModule with the surface `ptde.learners` documents (subclasses add the networks)."""
 
+    # False: trains from whole episodes (`ptde.rollout`, replay); True: from step-based rollouts of
+    # auto-reset envs (`ptde.step_rollout`), collected by `StepInteractionCallback`
+    collects_steps: bool = False
+
     def __init__(self) -> None:
         super().__init__()
         self.counters = RunCounters()

@@ -1,26 +1,34 @@
-"""Stage 1 for MAPPO (Yu et al. 2021) with any global-information variant.
+"""Stage 1 for MAPPO (Yu et al. 2021) with any global-information variant, as marlbenchmark/on-policy
+trains it on SMAC.
 
-On-policy actor-critic. The actor is the same shared recurrent agent network as the Q-learners'
-(`MultiAgentQNetwork`, agent id in the input), read as action logits; with GIU/GIP its z_i is
+On-policy actor-critic. The actor is the shared agent network of the Q-learners
+(`MultiAgentQNetwork`, agent id in the input), read as action logits, with on-policy's options:
+LayerNorm on its inputs, orthogonal init (policy head gain 0.01), and either the recurrent body
+(`rmappo`) or a feed-forward one over stacked frames (`mappo`). With GIU/GIP its z_i is
 concatenated to the actor's features (paper Figure 3b), so stage 2 distills it unchanged. The
-critic is a recurrent centralized value of the global state (`ptde.nn.critics`).
+critic is a centralized value of the global state of the same kind (`ptde.nn.critics`).
 
-Data: the env-interaction callback collects one rollout (env.batch_size_run whole episodes,
-actions sampled from π) before every training step into a store that holds only that rollout
-(`EpisodeReplayBuffer` with capacity = the rollout's episodes, so each collection overwrites the
-last); the datamodule hands the whole rollout to `training_step`, which runs one PPO update:
+Data: step-based collection (`ptde.step_rollout`, `StepInteractionCallback`): before every update,
+`rollout_steps` steps of each of the B auto-reset envs with actions sampled from π; episodes and
+the actor's state run on from one rollout into the next. `training_step` runs one PPO update:
 
-1. with the pre-update networks (the ones that collected the data): old log-probs π_old(a|τ)
-   and old values, recomputed here rather than stored by the rollout;
-2. GAE(γ, λ) on the denormalised values, returns = A + V; the value normaliser takes the returns;
-   advantages are normalised over the real agent-steps;
-3. `ppo_epochs` passes over `num_mini_batch` minibatches of whole episodes: clipped surrogate
-   minus the entropy bonus for the actor, clipped Huber loss on normalised returns for the
-   critic, each network's gradient clipped to `grad_norm_clip`, one Adam per network.
+1. with the pre-update networks (the ones that collected the data): the critic over the rollout,
+   continuing from its state at the end of the last rollout, V of the final state of every
+   episode cut by the time limit, and old log-probs π_old(a|τ) on the training chunks;
+2. GAE(γ, λ) on the denormalised values: a termination does not bootstrap, a time-out bootstraps
+   from its final state, the rollout's end from the next state; returns = A + V; advantages
+   normalised over the live agents' steps (active masks);
+3. `ppo_epochs` passes over `num_mini_batch` minibatches of `data_chunk_length`-step chunks, each
+   starting from the recurrent state the rollout had there and reset at episode starts inside:
+   clipped surrogate minus the entropy bonus over live agents' steps, clipped Huber loss on
+   returns normalised by the ValueNorm (updated on every minibatch, as on-policy does), each
+   network's gradient clipped to `grad_norm_clip`, one Adam per network.
 
-Deviations from marlbenchmark/on-policy, for a recurrent episode learner: sequences are whole
-episodes (not 10-step chunks, so hidden states are recomputed from the episode start), the
-value normaliser is updated once per rollout (not once per minibatch), no orthogonal init.
+Departures from on-policy, kept on purpose: the actor is PTDE's agent network (fc-ReLU-GRU-head;
+on-policy has two fc-ReLU-LayerNorm layers and a LayerNorm after the GRU); the critic reads the
+state ⊕ agent id, not SMAC's agent-specific state; a time-out bootstraps from its final state
+(on-policy's default `use_proper_time_limits=False` treats it as a termination); stacked frames
+are zero before the episode start (on-policy's env rolls the previous episode's frames in).
 GIU/GIP's z_i is the mean μ_i here (the value-decomposition learner samples z_i ~ N(μ_i, σ_i²)):
 the ratio π/π_old must compare the same function of (τ_i, s), and a fresh z sample per forward
 pass made half the ratios clip in a first test; the policy's randomness is π's own. Stage 2
@@ -35,20 +43,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.data.datamodule import ReplayDataModule
+from ptde.data.rollout_store import RolloutStore
 from ptde.envs.base import EnvInfo
 from ptde.learners.base import StageOneLearner
-from ptde.learners.returns import gae_advantages
+from ptde.learners.returns import gae_advantages_steps
+from ptde.nn.agents import build_agent
 from ptde.nn.critics import CentralizedValueNetwork, ValueNorm
 from ptde.nn.global_info import build_global_info
-from ptde.nn.policy import (
-    DecentralizedQNetwork,
-    MultiAgentQNetwork,
-    build_agent_inputs,
-    previous_actions_onehot,
-    sample_from_policy,
-)
+from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, sample_from_policy
 from ptde.runtime import ConfigError
 
 
@@ -56,13 +59,21 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def normalise_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(A - mean) / (std + 1e-5) with the statistics of the entries where `mask` is 1 (on-policy
+    takes them over the live agents' steps)."""
+    mean = masked_mean(advantages, mask)
+    std = masked_mean((advantages - mean) ** 2, mask).sqrt()
+    return (advantages - mean) / (std + 1e-5)
+
+
 def ppo_policy_loss(
     log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO's clipped surrogate, negated to minimise: -E[min(ρA, clip(ρ, 1-ε, 1+ε)A)], ρ = π/π_old.
 
-    All arguments [B, T, n] (mask 1 on real agent-steps). Also returns the mean ratio and the
-    fraction of agent-steps whose ratio was clipped.
+    All arguments [B, T, n] (mask 1 on the agent-steps that count). Also returns the mean ratio and
+    the fraction of agent-steps whose ratio was clipped.
     """
     ratio = (log_prob - old_log_prob).exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
@@ -92,14 +103,22 @@ def clipped_value_loss(
     return masked_mean(loss, mask)
 
 
+def to_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, T, ...] -> [B*T/L, L, ...]: each env's rollout cut into consecutive chunks of L steps."""
+    B, T = x.shape[:2]
+    return x.reshape(B * (T // length), length, *x.shape[2:])
+
+
 class DecentralizedActor(DecentralizedQNetwork):
-    """`MAPPO_KD` execution: the actor's RNN with the student's μ'(o_i) as z_i; actions as the
+    """`MAPPO_KD` execution: the actor's body with the student's μ'(o_i) as z_i; actions as the
     teacher draws them (sampled with probability ε, greedy at ε = 0)."""
 
     select_actions = staticmethod(sample_from_policy)
 
 
 class MAPPOLearner(StageOneLearner):
+    collects_steps = True
+
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
         """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
         super().__init__()
@@ -109,22 +128,48 @@ class MAPPOLearner(StageOneLearner):
         self.algo = algo
         info = EnvInfo(**env_info)
         self.info = info
-        global_info = build_global_info(variant, info, input_dim=info.obs_dim + info.n_actions + info.n_agents)
-        self.actor = MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info)  # outputs action logits
-        self.critic = CentralizedValueNetwork(info.state_dim, info.n_agents, algo["critic_hidden_dim"])
+        input_dim = info.obs_dim + info.n_actions + info.n_agents
+        global_info = build_global_info(variant, info, input_dim=input_dim)
+        agent = build_agent(
+            input_dim,
+            algo["rnn_hidden_dim"],
+            info.n_actions,
+            0 if global_info is None else global_info.z_dim,
+            algo["recurrent"],
+            algo["stacked_frames"],
+            algo["use_feature_normalization"],
+            algo["gain"] if algo["use_orthogonal"] else None,
+        )
+        self.actor = MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info, agent=agent)  # action logits
+        self.critic = CentralizedValueNetwork(
+            info.state_dim,
+            info.n_agents,
+            algo["critic_hidden_dim"],
+            algo["recurrent"],
+            algo["stacked_frames"],
+            algo["use_feature_normalization"],
+            algo["use_orthogonal"],
+        )
         self.value_norm = ValueNorm()
+        # the critic's state after the last rollout's final step, [B, n, C]: the next rollout continues it
+        self.critic_carry: torch.Tensor | None = None
 
     @staticmethod
-    def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[EpisodeReplayBuffer, ReplayDataModule]:
-        """On-policy: a store of exactly one rollout, read whole by every update."""
-        episodes = cfg["algo"]["batch_size"]
-        if episodes != cfg["env"]["batch_size_run"]:
+    def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[RolloutStore, ReplayDataModule]:
+        """On-policy: a store of exactly one step-based rollout, read whole by every update."""
+        a = cfg["algo"]
+        if a["rollout_steps"] % a["data_chunk_length"]:
             raise ConfigError(
-                f"MAPPO learns from one collection of the parallel envs: algo.batch_size ({episodes}) must equal "
-                f"env.batch_size_run ({cfg['env']['batch_size_run']}); mappo.yaml sets it to ${{env.batch_size_run}}"
+                f"algo.data_chunk_length ({a['data_chunk_length']}) must divide algo.rollout_steps "
+                f"({a['rollout_steps']}): every update trains on whole chunks of the rollout"
             )
-        buffer = EpisodeReplayBuffer(episodes, info)
-        return buffer, ReplayDataModule(buffer, episodes, seed=seed)
+        if a["recurrent"] and a["stacked_frames"] != 1:
+            raise ConfigError(
+                f"algo.stacked_frames={a['stacked_frames']} needs algo.recurrent=false (on-policy stacks frames "
+                "for its feed-forward mappo, the recurrent rmappo reads one frame)"
+            )
+        store = RolloutStore()
+        return store, ReplayDataModule(store, 1, seed=seed)
 
     # ------------------------------------------------------------------ PTDE stage 2
     @property
@@ -139,6 +184,10 @@ class MAPPOLearner(StageOneLearner):
     def uses_state(self) -> bool:
         """A GIU/GIP actor reads the state when acting (centralized execution); the critic never acts."""
         return self.actor.uses_state
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """The actor's carried state before any step, [B, n, C]."""
+        return self.actor.init_hidden(batch_size)
 
     @torch.no_grad()
     def act(
@@ -159,15 +208,20 @@ class MAPPOLearner(StageOneLearner):
         ]
 
     def log_pi(
-        self, inputs: torch.Tensor, state: torch.Tensor | None, avail: torch.Tensor, valid: torch.Tensor
+        self,
+        inputs: torch.Tensor,
+        state: torch.Tensor | None,
+        avail: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """log π(·|τ_i) over available actions: inputs [B, T, n, d] -> [B, T, n, A].
+        """log π(·|τ_i) over available actions: inputs [N, L, n, d] from state `hidden` [N, n, C], reset
+        where `starts` [N, L] -> [N, L, n, A].
 
         Unavailable actions get a large negative logit (not -inf), so they carry probability 0
-        and p·log p stays finite in the entropy; padding rows (no action available) come out
-        uniform and are masked by the caller.
+        and p·log p stays finite in the entropy.
         """
-        logits, _, _ = self.actor(inputs, state, sample_z=False, valid=valid)
+        logits, _, _ = self.actor(inputs, state, hidden, sample_z=False, starts=starts)
         return torch.log_softmax(logits.masked_fill(~avail, -1e10), dim=-1)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
@@ -178,77 +232,121 @@ class MAPPOLearner(StageOneLearner):
         self.counters.updates += 1
 
     @torch.no_grad()
-    def prepare_rollout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def critic_values(
+        self, batch: dict[str, torch.Tensor], carry: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pre-update critic over a rollout, continuing from `carry` [B, n, C] (None: zero).
+
+        -> V(s_t) [B, T, n], V of what step t reached [B, T, n] (s_{t+1}; the final state where the
+        episode was cut by the time limit; s_T at the end), both in the critic's (normalised) space,
+        and the critic's carried state after every step [B, T+1, n, C].
+        """
+        state, starts, truncated = batch["state"], batch["starts"], batch["truncated"]  # [B, T+1, S], [B, T+1]
+        T = truncated.shape[1]
+        v_all, carried = self.critic(state, carry, starts)  # [B, T+1, n], [B, T+1, n, C]
+        next_v = v_all[:, 1:].clone()
+        cut = truncated.nonzero()  # [K, 2] (env, step) where the time limit ended an episode
+        if cut.shape[0]:
+            b, t = cut[:, 0], cut[:, 1]
+            v_final, _ = self.critic(batch["final_state"][b, t].unsqueeze(1), carried[b, t])  # [K, 1, n]
+            next_v[b, t] = v_final[:, 0]
+        return v_all[:, :T], next_v, carried
+
+    @torch.no_grad()
+    def prepare_rollout(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
         """Steps 1-2: what the PPO epochs read, from the networks that collected the rollout.
 
-        Returns (all [B, T, ...]) inputs, actor_state (None without GIU/GIP), avail, valid,
-        agent_mask, actions; old_log_prob, old_values (normalised space), advantages (normalised),
-        targets (value targets in the critic's space), returns (raw), state [B, T+1, S].
-        The value normaliser takes this rollout's returns here.
+        Returns chunked tensors [N, L, ...] (N = B·T/L chunks of L = data_chunk_length steps): inputs,
+        actor_state (None without GIU/GIP), critic_state, avail, actions, starts, policy_mask,
+        value_mask, step_mask (agent-steps, [N, L, n]), old_log_prob, old_values (normalised space),
+        advantages (normalised), returns (raw); actor_h0 and critic_h0 [N, n, C], the states at the
+        chunk starts. The critic's state after the rollout is kept for the next one.
         """
         a, n = self.algo, self.info.n_agents
-        obs, state, avail = batch["obs"], batch["state"], batch["avail_actions"]  # [B, T+1, ...]
-        actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
-        terminated, mask = batch["terminated"], batch["mask"]  # [B, T]
-        B, T = mask.shape
-        inputs = build_agent_inputs(obs, previous_actions_onehot(actions, self.info.n_actions, T + 1))[:, :T]
-        actor_state = state[:, :T] if self.actor.uses_state else None
-        avail_t, valid = avail[:, :T], mask > 0  # [B, T, n, A], [B, T]
-        agent_mask = mask.unsqueeze(-1).expand(B, T, n)  # [B, T, n]
-        old_log_prob = self.log_pi(inputs, actor_state, avail_t, valid).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        old_values = self.critic(state)  # [B, T+1, n], normalised space
-        values = self.value_norm.denormalize(old_values) if a["value_norm"] else old_values
-        advantages, returns = gae_advantages(reward, terminated, mask, values, a["gamma"], a["gae_lambda"])
+        reward, terminated, truncated = batch["reward"], batch["terminated"], batch["truncated"]  # [B, T]
+        B, T = reward.shape
+        L = a["data_chunk_length"]
+        carry = self.critic_carry if self.critic_carry is not None and self.critic_carry.shape[0] == B else None
+        values, next_values, carried = self.critic_values(batch, carry)  # [B, T, n] x2, [B, T+1, n, C]
+        self.critic_carry = carried[:, T - 1].detach()  # the next rollout starts at s_T
         if a["value_norm"]:
-            self.value_norm.update(returns, agent_mask)
-            targets = self.value_norm.normalize(returns)  # [B, T, n]
+            values, next_values = self.value_norm.denormalize(values), self.value_norm.denormalize(next_values)
+        ends = torch.maximum(terminated, truncated)
+        advantages, returns = gae_advantages_steps(
+            reward, terminated, ends, values, next_values, a["gamma"], a["gae_lambda"]
+        )  # [B, T, n]
+        step_mask = batch["valid"].unsqueeze(-1).expand(B, T, n)  # [B, T, n]
+        active = batch["active"] * step_mask
+        advantages = normalise_advantages(advantages, active)
+        critic_h0 = torch.cat([carried.new_zeros(B, 1, *carried.shape[2:]) if carry is None else carry[:, None],
+                               carried[:, : T - 1]], dim=1)[:, ::L]  # fmt: skip
+        old_values_n = self.value_norm.normalize(values) if a["value_norm"] else values
+        r: dict[str, torch.Tensor | None] = {
+            "inputs": to_chunks(batch["inputs"], L),
+            "actor_state": to_chunks(batch["state"][:, :T], L) if self.actor.uses_state else None,
+            "critic_state": to_chunks(batch["state"][:, :T], L),
+            "avail": to_chunks(batch["avail_actions"], L),
+            "actions": to_chunks(batch["actions"], L),
+            "starts": to_chunks(batch["starts"][:, :T], L),
+            "step_mask": to_chunks(step_mask, L),
+            "policy_mask": to_chunks(active if a["use_policy_active_masks"] else step_mask, L),
+            "value_mask": to_chunks(active if a["use_value_active_masks"] else step_mask, L),
+            "old_values": to_chunks(old_values_n, L),
+            "advantages": to_chunks(advantages, L),
+            "returns": to_chunks(returns, L),
+            "actor_h0": batch["hidden"][:, ::L].reshape(-1, *batch["hidden"].shape[2:]),  # [N, n, C]
+            "critic_h0": critic_h0.reshape(-1, *critic_h0.shape[2:]),
+        }
+        r["old_log_prob"] = self.taken_log_prob(r, slice(None))[0]
+        return r
+
+    def taken_log_prob(self, r: dict[str, torch.Tensor | None], idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """log π(a_t|τ_t) of the taken actions [b, L, n] and log π(·|τ_t) [b, L, n, A] on chunks `idx`."""
+        actor_state = None if r["actor_state"] is None else r["actor_state"][idx]
+        log_pi = self.log_pi(r["inputs"][idx], actor_state, r["avail"][idx], r["actor_h0"][idx], r["starts"][idx])
+        return log_pi.gather(-1, r["actions"][idx].unsqueeze(-1)).squeeze(-1), log_pi
+
+    def actor_objective(
+        self, r: dict[str, torch.Tensor | None], idx: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(policy loss - entropy_coef · entropy, policy loss, entropy, stats) of chunks `idx`."""
+        m = r["policy_mask"][idx]
+        log_prob, log_pi = self.taken_log_prob(r, idx)
+        entropy = masked_mean(-(log_pi.exp() * log_pi).sum(-1), m)
+        policy_loss, stats = ppo_policy_loss(log_prob, r["old_log_prob"][idx], r["advantages"][idx], m, self.algo["clip_param"])
+        return policy_loss - self.algo["entropy_coef"] * entropy, policy_loss, entropy, stats
+
+    def value_objective(self, r: dict[str, torch.Tensor | None], idx: Any) -> torch.Tensor:
+        """The clipped value loss of chunks `idx`; the ValueNorm first takes their returns (on-policy)."""
+        a = self.algo
+        returns = r["returns"][idx]
+        if a["value_norm"]:
+            self.value_norm.update(returns, r["step_mask"][idx])
+            targets = self.value_norm.normalize(returns)
         else:
             targets = returns
-        adv_mean = masked_mean(advantages, agent_mask)
-        adv_std = masked_mean((advantages - adv_mean) ** 2, agent_mask).sqrt()
-        return {
-            "inputs": inputs,
-            "actor_state": actor_state,
-            "avail": avail_t,
-            "valid": valid,
-            "agent_mask": agent_mask,
-            "actions": actions,
-            "state": state,
-            "old_log_prob": old_log_prob,
-            "old_values": old_values[:, :T],
-            "advantages": (advantages - adv_mean) / (adv_std + 1e-5),
-            "targets": targets,
-            "returns": returns,
-        }
+        new_values, _ = self.critic(r["critic_state"][idx], r["critic_h0"][idx], r["starts"][idx])  # [b, L, n]
+        return clipped_value_loss(
+            new_values, r["old_values"][idx], targets, r["value_mask"][idx], a["clip_param"], a["huber_delta"],
+            a["clipped_value_loss"],
+        )  # fmt: skip
 
     def ppo_update(
         self,
-        r: dict[str, torch.Tensor],
+        r: dict[str, torch.Tensor | None],
         actor_opt: torch.optim.Optimizer,
         critic_opt: torch.optim.Optimizer,
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     ) -> dict[str, float]:
-        """Step 3: `ppo_epochs` passes over `num_mini_batch` minibatches of whole episodes."""
+        """Step 3: `ppo_epochs` passes over `num_mini_batch` minibatches of chunks."""
         a = self.algo
-        B, T = r["valid"].shape
+        N = r["inputs"].shape[0]
         totals: dict[str, float] = {}
         n_minibatches = 0
         for _ in range(a["ppo_epochs"]):
-            for idx in torch.randperm(B, device=r["valid"].device).chunk(a["num_mini_batch"]):
-                m = r["agent_mask"][idx]
-                actor_state = None if r["actor_state"] is None else r["actor_state"][idx]
-                log_pi = self.log_pi(r["inputs"][idx], actor_state, r["avail"][idx], r["valid"][idx])  # [b, T, n, A]
-                log_prob = log_pi.gather(-1, r["actions"][idx].unsqueeze(-1)).squeeze(-1)  # [b, T, n]
-                entropy = masked_mean(-(log_pi.exp() * log_pi).sum(-1), m)
-                policy_loss, pstats = ppo_policy_loss(
-                    log_prob, r["old_log_prob"][idx], r["advantages"][idx], m, a["clip_param"]
-                )
-                new_values = self.critic(r["state"][idx])[:, :T]  # [b, T, n]
-                value_loss = clipped_value_loss(
-                    new_values, r["old_values"][idx], r["targets"][idx], m, a["clip_param"], a["huber_delta"],
-                    a["clipped_value_loss"],
-                )  # fmt: skip
-                actor_loss = policy_loss - a["entropy_coef"] * entropy
+            for idx in torch.randperm(N, device=r["inputs"].device).chunk(a["num_mini_batch"]):
+                actor_loss, policy_loss, entropy, pstats = self.actor_objective(r, idx)
+                value_loss = self.value_objective(r, idx)
                 critic_loss = a["value_loss_coef"] * value_loss
                 if not (torch.isfinite(actor_loss) and torch.isfinite(critic_loss)):
                     c = self.counters
@@ -276,5 +374,6 @@ class MAPPOLearner(StageOneLearner):
                     totals[k] = totals.get(k, 0.0) + v
                 n_minibatches += 1
         stats = {k: v / n_minibatches for k, v in totals.items()}
-        stats["train/return_mean"] = masked_mean(r["returns"], r["agent_mask"]).item()
+        stats["train/return_mean"] = masked_mean(r["returns"], r["step_mask"]).item()
+        stats["train/dead_fraction"] = 1.0 - masked_mean(r["policy_mask"], r["step_mask"]).item()
         return stats

@@ -40,7 +40,7 @@ def gae_advantages(
     gamma: float,
     gae_lambda: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimates (Schulman et al. 2016) and the value targets they imply.
+    """Generalised advantage estimates (Schulman et al. 2016) of padded whole episodes.
 
     reward, terminated, mask [B, T]; values [B, T+1, ...] (any trailing dims, e.g. one value per
     agent; index t+1 follows step t) -> advantages, returns [B, T, ...], returns = A + V.
@@ -48,18 +48,38 @@ def gae_advantages(
     after an episode's last real step: a time-out bootstraps from the value of its final state, a
     termination does not, and padding is never read.
     """
+    next_mask = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)  # [B, T]
+    T = reward.shape[1]
+    ends = torch.maximum(1.0 - next_mask, terminated)
+    return gae_advantages_steps(reward, terminated, ends, values[:, :T], values[:, 1:], gamma, gae_lambda)
+
+
+def gae_advantages_steps(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    ends: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over a step-based rollout, where an env's row holds the ends and starts of several episodes.
+
+    reward, terminated, ends [B, T] (ends: the episode ends at step t, by termination or time-out, or
+    the rollout stops there); values [B, T, ...] = V(s_t); next_values [B, T, ...] = the value of what
+    step t reached (s_{t+1}, or the final state of an episode that ended at t) -> advantages, returns.
+    δ_t = r_t + γ(1 - term_t)V'_t - V_t and A_t = δ_t + γλ(1 - ends_t)A_{t+1}.
+    """
     B, T = reward.shape
     extra = values.dim() - 2
 
     def per_step(x: torch.Tensor) -> torch.Tensor:  # [B] -> [B, 1, ...] to broadcast over values' trailing dims
         return x.view(B, *([1] * extra))
 
-    adv = torch.empty_like(values[:, :T])
+    adv = torch.empty_like(values)
     next_adv = torch.zeros_like(values[:, 0])
-    next_mask = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)  # [B, T]
     for t in range(T - 1, -1, -1):
-        not_term = per_step(1.0 - terminated[:, t])
-        delta = per_step(reward[:, t]) + gamma * not_term * values[:, t + 1] - values[:, t]
-        next_adv = delta + gamma * gae_lambda * not_term * per_step(next_mask[:, t]) * next_adv
+        delta = per_step(reward[:, t]) + gamma * per_step(1.0 - terminated[:, t]) * next_values[:, t] - values[:, t]
+        next_adv = delta + gamma * gae_lambda * per_step(1.0 - ends[:, t]) * next_adv
         adv[:, t] = next_adv
-    return adv, adv + values[:, :T]
+    return adv, adv + values

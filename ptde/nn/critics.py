@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ptde.nn.agents import RNNAgent
+from ptde.nn.agents import build_agent
 
 
 class CentralizedValueNetwork(nn.Module):
@@ -17,22 +17,42 @@ class CentralizedValueNetwork(nn.Module):
 
     As MAPPO's recurrent critic, with parameters shared across agents and the agent id one-hot
     appended to the state (the env gives one global state; the id lets the agents' values differ,
-    in place of SMAC's agent-specific state). It is `RNNAgent` with a one-output head.
+    in place of SMAC's agent-specific state). Its body is the actor's kind (`build_agent`): the
+    recurrent agent, or the feed-forward one over stacked states, with a one-output head
+    (orthogonal init at gain 1, as on-policy's `v_out`).
     """
 
-    def __init__(self, state_dim: int, n_agents: int, hidden_dim: int) -> None:
+    def __init__(
+        self,
+        state_dim: int,
+        n_agents: int,
+        hidden_dim: int,
+        recurrent: bool = True,
+        stacked_frames: int = 1,
+        feature_norm: bool = False,
+        orthogonal: bool = False,
+    ) -> None:
         super().__init__()
         self.n_agents = n_agents
-        self.net = RNNAgent(state_dim + n_agents, hidden_dim, n_actions=1)
+        self.net = build_agent(
+            state_dim + n_agents, hidden_dim, 1, 0, recurrent, stacked_frames, feature_norm, 1.0 if orthogonal else None
+        )
 
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        """state [B, T, S] -> values [B, T, n] (in the normalised space when ValueNorm is on)."""
+    @property
+    def carry_dim(self) -> int:
+        return self.net.carry_dim
+
+    def forward(
+        self, state: torch.Tensor, hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """state [B, T, S], hidden [B, n, C] -> values [B, T, n] (in the normalised space when ValueNorm is
+        on) and the carried state after every step [B, T, n, C]; `starts` [B, T] resets it."""
         B, T, _ = state.shape
         n = self.n_agents
         ids = torch.eye(n, dtype=state.dtype, device=state.device).expand(B, T, n, n)
         x = torch.cat([state.unsqueeze(2).expand(B, T, n, state.shape[-1]), ids], dim=-1)  # [B, T, n, S+n]
-        h, _ = self.net.encode(x)  # [B, T, n, H]
-        return self.net.head(h).squeeze(-1)
+        h, carried = self.net.unroll(x, hidden, starts)  # [B, T, n, H], [B, T, n, C]
+        return self.net.head(h).squeeze(-1), carried
 
 
 class ValueNorm(nn.Module):

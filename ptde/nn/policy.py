@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
-from ptde.nn.agents import RNNAgent
+from ptde.nn.agents import FeedForwardAgent, RNNAgent
 
 
 def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> torch.Tensor:
@@ -71,21 +71,28 @@ def sample_from_policy(
 class MultiAgentQNetwork(nn.Module):
     """Shared RNN agent (+ optional global-information module) over all n agents."""
 
-    def __init__(self, info: EnvInfo, rnn_hidden_dim: int, global_info: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        info: EnvInfo,
+        rnn_hidden_dim: int,
+        global_info: nn.Module | None = None,
+        agent: RNNAgent | FeedForwardAgent | None = None,
+    ) -> None:
+        """`agent`: a body built elsewhere (MAPPO's, with on-policy's options); default PyMARL's RNN agent."""
         super().__init__()
         self.n_agents = info.n_agents
         self.n_actions = info.n_actions
         self.input_dim = info.obs_dim + info.n_actions + info.n_agents
         self.global_info = global_info
         z_dim = 0 if global_info is None else global_info.z_dim
-        self.agent = RNNAgent(self.input_dim, rnn_hidden_dim, info.n_actions, z_dim)
+        self.agent = agent if agent is not None else RNNAgent(self.input_dim, rnn_hidden_dim, info.n_actions, z_dim)
 
     @property
     def uses_state(self) -> bool:
         return self.global_info is not None
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
-        return torch.zeros(batch_size, self.n_agents, self.agent.hidden_dim, device=self.agent.fc1.weight.device)
+        return torch.zeros(batch_size, self.n_agents, self.agent.carry_dim, device=self.agent.fc1.weight.device)
 
     def global_distribution(
         self, inputs: torch.Tensor, state: torch.Tensor, valid: torch.Tensor | None = None
@@ -114,13 +121,15 @@ class MultiAgentQNetwork(nn.Module):
         hidden: torch.Tensor | None = None,
         sample_z: bool = True,
         valid: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """inputs [B, T, n, d], state [B, T, S] -> Q [B, T, n, A], hidden [B, n, H], extras.
 
         `extras` holds the global-information distribution (mu, var) when there is one.
         z is sampled (rsample) as the authors do, also when acting greedily.
+        `starts` [B, T] bool: episodes begin there (a step-based rollout); the agent's state is zeroed.
         """
-        h, h_last = self.agent.encode(inputs, hidden)  # [B, T, n, H], [B, n, H]
+        h, h_last = self.agent.encode(inputs, hidden, starts)  # [B, T, n, H], [B, n, H]
         extras: dict[str, torch.Tensor] = {}
         z = None
         if self.global_info is not None:
@@ -141,7 +150,7 @@ class DecentralizedQNetwork(nn.Module):
 
     uses_state = False
 
-    def __init__(self, agent: RNNAgent, student: nn.Module, noise_var: float = 0.0) -> None:
+    def __init__(self, agent: RNNAgent | FeedForwardAgent, student: nn.Module, noise_var: float = 0.0) -> None:
         super().__init__()
         self.agent = agent
         self.student = student
