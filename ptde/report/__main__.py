@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.report.build import build_report
-from ptde.report.runs import load_source, load_wandb_project
+from ptde.report.runs import dedupe, load_source, load_wandb_project
 from ptde.report.wandb_report import wandb_report
 from ptde.runtime import to_container
 
@@ -29,14 +29,15 @@ def main(cfg: DictConfig) -> None:
     c = to_container(cfg)
     try:
         if c["source"] == "wandb":
-            runs = load_wandb_project(c["project"], c["entity"])
+            every, issues = load_wandb_project(c["project"], c["entity"], unique=False)
             out = Path(c["out"] or "report")
         else:
-            runs = load_source(Path(c["source"]))
+            every, issues = load_source(Path(c["source"]), unique=False)
             out = Path(c["out"] or Path(c["source"]) / "report")
     except (RuntimeError, FileNotFoundError) as exc:
         print(f"ptde.report: {exc}", file=sys.stderr)
         sys.exit(2)
+    runs = dedupe(every, issues)  # the tables: one run per algo, env and seed
     records, issues = runs
     if not records:
         print(f"ptde.report: no usable runs in {c['source']}:\n  " + "\n  ".join(issues), file=sys.stderr)
@@ -51,7 +52,7 @@ def main(cfg: DictConfig) -> None:
             f"## {t.stem.removeprefix('table_')}\n\n{t.read_text()}" for t in sorted(out.glob("table_*.md"))
         )
         try:
-            print(wandb_report(c["project"], c["entity"], records, tables, f"PTDE report: {title}", out))
+            print(wandb_report(c["project"], c["entity"], every, tables, f"PTDE report: {title}", out))
         except RuntimeError as exc:
             print(f"ptde.report: no wandb report, {exc}; the local report is in {out}", file=sys.stderr)
             sys.exit(2)

@@ -164,8 +164,9 @@ def find_run_folders(source: Path) -> tuple[list[Path], list[Path]]:
     return sorted(runs), sorted(wandb_runs)
 
 
-def load_source(source: Path) -> tuple[list[RunRecord], list[str]]:
-    """All usable runs under a folder, and one issue line per run left out."""
+def load_source(source: Path, unique: bool = True) -> tuple[list[RunRecord], list[str]]:
+    """All usable runs under a folder, and one issue line per run left out (`unique=False`: keep
+    runs of the same algo, env and seed, e.g. the jobs of a sweep over another key; see `dedupe`)."""
     if not source.is_dir():
         raise FileNotFoundError(f"report source {source} is not a folder")
     run_dirs, wandb_dirs = find_run_folders(source)
@@ -179,24 +180,28 @@ def load_source(source: Path) -> tuple[list[RunRecord], list[str]]:
             records.append(loader(arg))
         except RunIssue as exc:
             issues.append(f"{d.relative_to(source) if d != source else d.name}: skipped, {exc}")
-    return dedupe(records, issues)
+    return dedupe(records, issues) if unique else (records, issues)
 
 
 def dedupe(records: list[RunRecord], issues: list[str]) -> tuple[list[RunRecord], list[str]]:
-    """One run per (algo, env, seed): a second one would weigh that seed twice."""
-    seen: dict[tuple[str, str, int], str] = {}
+    """One run per (algo, env, seed): a second one would weigh that seed twice. The tables have one
+    cell per algorithm and map, so of two configs (wandb groups) of the same seed, as in a sweep
+    over a learning rate, only the first is tabulated (the wandb report shows every group)."""
+    seen: dict[tuple[str, str, int], RunRecord] = {}
     kept = []
     for r in records:
         key = (r.algo, r.env, r.seed)
         if key in seen:
-            issues.append(f"{r.name}: skipped, duplicate of {seen[key]} ({r.algo} on {r.env}, seed {r.seed})")
+            first = seen[key]
+            other = f", another config (wandb group {r.group}, kept: {first.group})" if r.group != first.group else ""
+            issues.append(f"{r.name}: skipped, duplicate of {first.name} ({r.algo} on {r.env}, seed {r.seed}{other})")
             continue
-        seen[key] = r.name
+        seen[key] = r
         kept.append(r)
     return kept, issues
 
 
-def load_wandb_project(project: str, entity: str | None) -> tuple[list[RunRecord], list[str]]:
+def load_wandb_project(project: str, entity: str | None, unique: bool = True) -> tuple[list[RunRecord], list[str]]:
     """Finished runs of a wandb project through `wandb.Api` (needs the network and an API key)."""
     from ptde.logging import wandb_logged_in
 
@@ -222,4 +227,4 @@ def load_wandb_project(project: str, entity: str | None) -> tuple[list[RunRecord
         history = pd.DataFrame(list(run.scan_history()))
         results.update({**last_values(history), **summary_values(dict(run.summary_metrics))})
         records.append(RunRecord(run.name, results, history, distill_curves(history), run.group))
-    return dedupe(records, issues)
+    return dedupe(records, issues) if unique else (records, issues)
