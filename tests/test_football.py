@@ -246,3 +246,21 @@ def test_killed_and_hung_workers_restart() -> None:
         assert step.obs.shape == (2, 3, env.obs_dim) and not step.info["dropped"].any()
     finally:
         env.close()
+
+
+def test_auto_reset_starts_the_next_episode_within_the_step() -> None:
+    env = GRFEnv(grf_config("run_pass_and_shoot_with_keeper", episode_limit=3), batch_size=2, seed=0, auto_reset=True)
+    try:
+        start = env.reset(seed=0)
+        idle = torch.full((2, 2), IDLE)
+        steps = [env.step(idle) for _ in range(6)]
+        for t, step in enumerate(steps):
+            assert step.truncated.tolist() == [t % 3 == 2] * 2  # every 3 steps, never frozen in between
+            assert not step.info["dropped"].any()
+        end = steps[2]
+        # the env shows the new episode's kick-off; final_obs holds where the old one ended
+        assert not torch.equal(end.final_obs, end.obs)
+        torch.testing.assert_close(end.obs, start.obs)  # idle play: every episode starts from the same set-up
+        torch.testing.assert_close(steps[1].final_obs, steps[1].obs)  # mid-episode: no reset, the same
+    finally:
+        env.close()

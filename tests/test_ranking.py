@@ -281,6 +281,22 @@ def test_env_episode(tmp_path: Path) -> None:
     assert torch.allclose(perfect.reward, torch.ones(4)) and perfect.won.all()
 
 
+def test_auto_reset_scores_the_queries_and_serves_the_next_at_once(tmp_path: Path) -> None:
+    env = RankingEnv(tiny_cfg(tmp_path), batch_size=4, seed=0, auto_reset=True)
+    first = env.reset()
+    rel = env.relevance
+    actions = torch.randint(0, 10, (4, 10), generator=torch.Generator().manual_seed(0))
+    out = env.step(actions)
+    assert out.terminated.all() and not out.truncated.any()  # every step is one whole episode
+    torch.testing.assert_close(out.reward, ndcg_at_k(actions.float(), rel, 10))
+    assert torch.equal(out.final_obs, first.obs) and torch.equal(out.final_state, first.state)
+    assert not torch.equal(out.obs, first.obs)  # the next queries' episodes have begun
+    served = env.relevance  # the grades of the queries now on the table
+    again = env.step(actions)  # never frozen: the next step is scored too
+    torch.testing.assert_close(again.reward, ndcg_at_k(actions.float(), served, 10))
+    assert torch.equal(again.final_obs, out.obs)
+
+
 def test_test_split_sweeps_every_query_once(tmp_path: Path) -> None:
     env = RankingEnv(tiny_cfg(tmp_path), batch_size=5, seed=0, split="test")
     assert env.n_queries == 18 and env.sweep_batches == 4

@@ -47,6 +47,21 @@ def test_win_termination_and_time_limit_truncation():
     assert all(e.closed for e in env.envs)
 
 
+def test_auto_reset_restarts_a_finished_game_within_the_step():
+    cfg = SMACEnvConfig(name="3m", episode_limit=6, backend="sc2")
+    factories = iter(functools.partial(StandInStarCraft2Env, win_at=w) for w in (2, None))
+    env = SC2Env(cfg, 2, seed=0, env_factory=lambda **a: next(factories)(**a), auto_reset=True)
+    start = env.reset()
+    a = torch.zeros(2, 3, dtype=torch.long)
+    env.step(a)
+    s2 = env.step(a)  # env 0 wins at t=2 and starts its next game at once
+    assert s2.terminated.tolist() == [True, False] and s2.won.tolist() == [True, False]
+    assert torch.equal(s2.obs[0], start.obs[0]) and s2.final_obs[0, 0, 0].item() == 2.0  # fresh; where it ended
+    assert torch.equal(s2.final_obs[1], s2.obs[1])
+    s3 = env.step(a)  # not frozen: env 0's new game moves on
+    assert s3.reward.tolist() == [1.0, 1.0] and s3.obs[0, 0, 0].item() == 1.0
+
+
 def test_sc2_backend_without_smac_fails_at_start_up(tmp_path):
     pytest.importorskip("jaxmarl")
     try:

@@ -28,7 +28,9 @@ class RolloutStore:
         self.rollout = rollout
         self.rollouts_inserted += 1
 
-    def sample(self, batch_size: int | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample(
+        self, batch_size: int | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """The whole newest rollout, [B, T, ...] per field (`batch_size` and `generator` are the replay
         stream's arguments; a rollout is read whole)."""
         if self.rollout is None:

@@ -278,8 +278,11 @@ class MAPPOLearner(StageOneLearner):
         step_mask = batch["valid"].unsqueeze(-1).expand(B, T, n)  # [B, T, n]
         active = batch["active"] * step_mask
         advantages = normalise_advantages(advantages, active)
-        critic_h0 = torch.cat([carried.new_zeros(B, 1, *carried.shape[2:]) if carry is None else carry[:, None],
-                               carried[:, : T - 1]], dim=1)[:, ::L]  # fmt: skip
+        # the critic's state before each chunk's first step (zero where an episode starts there), [B, T/L, n, C]
+        before = torch.cat([carried.new_zeros(B, 1, *carried.shape[2:]) if carry is None else carry[:, None],
+                            carried[:, : T - 1]], dim=1)  # fmt: skip
+        keep = (~batch["starts"][:, :T]).to(before.dtype)[:, :, None, None]
+        critic_h0 = (before * keep)[:, ::L]
         old_values_n = self.value_norm.normalize(values) if a["value_norm"] else values
         r: dict[str, torch.Tensor | None] = {
             "inputs": to_chunks(batch["inputs"], L),
@@ -313,7 +316,9 @@ class MAPPOLearner(StageOneLearner):
         m = r["policy_mask"][idx]
         log_prob, log_pi = self.taken_log_prob(r, idx)
         entropy = masked_mean(-(log_pi.exp() * log_pi).sum(-1), m)
-        policy_loss, stats = ppo_policy_loss(log_prob, r["old_log_prob"][idx], r["advantages"][idx], m, self.algo["clip_param"])
+        policy_loss, stats = ppo_policy_loss(
+            log_prob, r["old_log_prob"][idx], r["advantages"][idx], m, self.algo["clip_param"]
+        )
         return policy_loss - self.algo["entropy_coef"] * entropy, policy_loss, entropy, stats
 
     def value_objective(self, r: dict[str, torch.Tensor | None], idx: Any) -> torch.Tensor:
