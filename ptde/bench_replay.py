@@ -115,7 +115,7 @@ def measure_resident(info: EnvInfo, capacity: int, length: float, dtype: torch.d
     n = 0
     while n < int(capacity * 1.2):
         lengths = (lo + (torch.rand(B, generator=g) < frac).long()).clamp(1, info.episode_limit)
-        buf.insert(_episodes(info, lengths))
+        buf.insert(synthetic_episodes(info, lengths))
         n += B
     resident = resident_bytes() - before
     stored = buf.steps_stored / len(buf)
@@ -131,7 +131,8 @@ def measure_resident(info: EnvInfo, capacity: int, length: float, dtype: torch.d
     return out
 
 
-def _episodes(info: EnvInfo, lengths: torch.Tensor) -> EpisodeBatch:
+def synthetic_episodes(info: EnvInfo, lengths: torch.Tensor) -> EpisodeBatch:
+    """Episodes of the given lengths [B] with random obs and state, to fill a buffer by size alone."""
     B, T, n = len(lengths), int(lengths.max()), info.n_agents
     mask = (torch.arange(T) < lengths[:, None]).float()
     return EpisodeBatch(

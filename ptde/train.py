@@ -62,6 +62,9 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
     done = [] if extends_budget(plan) else plan.stages_done
     if extends_budget(plan):
         (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
+    version = source_version()
+    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
+        version = {"resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]]}
     update_results(
         run_dir,
         fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
@@ -73,14 +76,8 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
         seed=cfg["seed"],
         stage=stage,
         stages_done=done,
+        **version,
     )
-    version = source_version()
-    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
-        update_results(
-            run_dir, resumed_git_commits=[*plan.previous.get("resumed_git_commits", []), version["git_commit"]]
-        )
-    else:
-        update_results(run_dir, **version)
     if plan.checkpoint is not None and "1" not in done:
         steps = plan.checkpoint_env_steps
         print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)

@@ -8,6 +8,7 @@ import torch
 from conftest import compose_cfg
 from padded_buffer import PaddedReplayBuffer
 
+from ptde.bench_replay import synthetic_episodes
 from ptde.data.buffer import EpisodeReplayBuffer, episode_bytes, padded_episode_bytes, replay_bound_bytes, step_bytes
 from ptde.envs.base import EnvInfo
 from ptde.rollout import EpisodeBatch
@@ -134,33 +135,16 @@ def test_nbytes_follows_real_steps_and_the_bound_holds_at_the_limit():
     info = EnvInfo(n_agents=3, obs_dim=30, state_dim=48, n_actions=9, episode_limit=60)
     short = EpisodeReplayBuffer(capacity=20, info=info)
     for i in range(6):  # wraps: 48 episodes through 20 slots
-        short.insert(make_info_batch(info, [10 + i] * 8))
+        short.insert(synthetic_episodes(info, torch.tensor([10 + i] * 8)))
     per_episode = episode_bytes(info, short.steps_stored / len(short))
     assert short.nbytes <= 1.25 * 20 * per_episode  # what real steps take (+ freed rows not yet reused)
     assert short.nbytes < 0.3 * replay_bound_bytes(20, info)
     full = EpisodeReplayBuffer(capacity=20, info=info)
     for _ in range(4):
-        full.insert(make_info_batch(info, [60] * 8))
+        full.insert(synthetic_episodes(info, torch.tensor([60] * 8)))
     assert 0.98 * replay_bound_bytes(20, info) <= full.nbytes <= replay_bound_bytes(20, info)
     # the layout PyMARL (and this buffer before) used: float32, int64 actions, everything padded
     assert padded_episode_bytes(info) == 61 * (4 * 90 + 4 * 48 + 27) + 60 * (24 + 12)
-
-
-def make_info_batch(info: EnvInfo, lengths: list[int]) -> EpisodeBatch:
-    B, T, n = len(lengths), max(lengths), info.n_agents
-    mask = (torch.arange(T) < torch.tensor(lengths)[:, None]).float()
-    return EpisodeBatch(
-        obs=torch.rand(B, T + 1, n, info.obs_dim),
-        state=torch.rand(B, T + 1, info.state_dim),
-        avail_actions=torch.ones(B, T + 1, n, info.n_actions, dtype=torch.bool),
-        actions=torch.zeros(B, T, n, dtype=torch.long),
-        reward=mask.clone(),
-        terminated=torch.zeros(B, T),
-        mask=mask,
-        won=torch.zeros(B, dtype=torch.bool),
-        episode_return=mask.sum(1),
-        length=mask.sum(1).long(),
-    )
 
 
 # ---------------------------------------------------------------------------- real SMAX episodes
@@ -385,7 +369,7 @@ def test_the_start_up_bound_is_the_worst_case_of_the_buffer_a_run_builds():
     buffer, _ = ValueDecompositionLearner.build_data(cfg, info, seed=0)
     assert buffer.rows["obs"].dtype == torch.float16 and buffer.capacity == 30
     for _ in range(5):
-        buffer.insert(make_info_batch(info, [info.episode_limit] * 8))
+        buffer.insert(synthetic_episodes(info, torch.tensor([info.episode_limit] * 8)))
     assert (
         buffer.nbytes
         <= replay_need_bytes(cfg["algo"], info, save_buffer=False)

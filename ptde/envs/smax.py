@@ -259,18 +259,8 @@ class SMAXEnv:
                 f"({self._locate_failure(keys, acts)}): {type(exc).__name__}: {exc}"
             ) from exc
         self._env_state, obs, state, avail, reward, term, trunc, won, ally_alive = out
-        self._avail = _to_torch(avail)
         self._done = self._done | term | trunc
-        return Step(
-            obs=_to_torch(obs),
-            state=_to_torch(state),
-            avail_actions=_to_torch(avail),
-            reward=_to_torch(reward),
-            terminated=_to_torch(term),
-            truncated=_to_torch(trunc),
-            won=_to_torch(won),
-            info={"ally_alive": _to_torch(ally_alive)},
-        )
+        return self._to_step(obs, state, avail, reward, term, trunc, won, ally_alive)
 
     def _auto_step(self, acts: jax.Array) -> Step:
         try:
@@ -281,18 +271,32 @@ class SMAXEnv:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         self._key, self._env_state, obs, state, avail, reward, term, trunc, won, ally_alive, f_obs, f_state = out
+        return self._to_step(
+            obs,
+            state,
+            avail,
+            reward,
+            term,
+            trunc,
+            won,
+            ally_alive,
+            final_obs=_to_torch(f_obs),
+            final_state=_to_torch(f_state),
+        )
+
+    def _to_step(self, obs, state, avail, reward, term, trunc, won, ally_alive, **final: torch.Tensor) -> Step:
+        """The batched JAX outputs as a torch Step (`final`: the auto-reset path's final_obs/final_state)."""
         self._avail = _to_torch(avail)
         return Step(
             obs=_to_torch(obs),
             state=_to_torch(state),
-            avail_actions=_to_torch(avail),
+            avail_actions=self._avail,
             reward=_to_torch(reward),
             terminated=_to_torch(term),
             truncated=_to_torch(trunc),
             won=_to_torch(won),
             info={"ally_alive": _to_torch(ally_alive)},
-            final_obs=_to_torch(f_obs),
-            final_state=_to_torch(f_state),
+            **final,
         )
 
     def _check_actions(self, actions: torch.Tensor) -> None:

@@ -17,18 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ptde.report.runs import RunRecord
+from ptde.report.runs import RunRecord, metric_curve
 from ptde.report.tables import row_order
-
-
-def test_curve(record: RunRecord) -> tuple[np.ndarray, np.ndarray] | None:
-    """(env steps, test score) of the run's greedy tests, in env-step order; None without tests."""
-    x, y = "env_steps", f"test/{record.metric}"
-    df = record.curves
-    if x not in df or y not in df:
-        return None
-    d = df[[x, y]].apply(pd.to_numeric, errors="coerce").dropna().groupby(x, as_index=False)[y].last()
-    return (d[x].to_numpy(float), d[y].to_numpy(float)) if len(d) else None
 
 
 def curve_efficiency(steps: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
@@ -48,7 +38,7 @@ def run_efficiency(records: list[RunRecord], threshold: float) -> pd.DataFrame:
     """One row per run with a test curve: family, env, algo, seed and the curve_efficiency values."""
     rows = []
     for r in records:
-        curve = test_curve(r)
+        curve = metric_curve(r.curves, "env_steps", f"test/{r.metric}")
         if curve is not None:
             base = {"family": r.family, "env": r.env, "algo": r.algo, "seed": r.seed, "metric": r.metric}
             eff = curve_efficiency(*curve, threshold)

@@ -10,9 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from ptde.report.runs import RunRecord  # noqa: E402
+from ptde.report.runs import RunRecord, metric_curve  # noqa: E402
 from ptde.report.tables import kd_label, row_order  # noqa: E402
 
 SCORE_RANGE = (-0.03, 1.03)  # win rate and NDCG@10 lie in [0, 1]
@@ -25,13 +24,6 @@ def seed_band(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     grid = np.unique(np.concatenate([x[x <= end] for x, _ in series]))
     ys = np.stack([np.interp(grid, x, y) for x, y in series])  # [seeds, len(grid)]
     return grid, ys.mean(0), ys.std(0)
-
-
-def _curve(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray] | None:
-    if x not in df or y not in df:
-        return None
-    d = df[[x, y]].apply(pd.to_numeric, errors="coerce").dropna().groupby(x, as_index=False)[y].last()
-    return (d[x].to_numpy(float), d[y].to_numpy(float)) if len(d) else None
 
 
 def colors(labels: list[str]) -> dict[str, tuple]:
@@ -50,7 +42,7 @@ def plot_learning_curves(records: list[RunRecord], path: Path, title: str) -> bo
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drawn = False
     for algo in row_order(list(by_algo)):
-        series = [c for r in by_algo[algo] if (c := _curve(r.curves, "env_steps", f"test/{metric}")) is not None]
+        series = [c for r in by_algo[algo] if (c := metric_curve(r.curves, "env_steps", f"test/{metric}")) is not None]
         if not series:
             continue
         x, mean, std = seed_band(series)
@@ -97,7 +89,7 @@ def plot_distillation(records: list[RunRecord], path: Path, title: str) -> bool:
     for teacher in teachers:
         runs = [r for r in with_distill if r.algo == teacher]
         for column, style in (("distill/train_mse", "-"), ("distill/val_mse", "--")):
-            series = [c for r in runs if (c := _curve(r.distill, "step", column)) is not None]
+            series = [c for r in runs if (c := metric_curve(r.distill, "step", column)) is not None]
             if not series:
                 continue
             x, mean, std = seed_band(series)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -53,6 +54,14 @@ class RunRecord:
 
 class RunIssue(Exception):
     """Why a run is left out of the report."""
+
+
+def metric_curve(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(x, y) of a logged metric in x order, the last value per x; None when either is never logged."""
+    if x not in df or y not in df:
+        return None
+    d = df[[x, y]].apply(pd.to_numeric, errors="coerce").dropna().groupby(x, as_index=False)[y].last()
+    return (d[x].to_numpy(float), d[y].to_numpy(float)) if len(d) else None
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
