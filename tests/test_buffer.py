@@ -255,26 +255,6 @@ def test_learners_compute_identical_losses_and_gradients_from_both_buffers(smax_
     assert len(ga) == len(gb) > 0 and all(torch.equal(x, y) for x, y in zip(ga, gb, strict=True))
 
 
-def test_mappo_update_is_identical_from_both_buffers(smax_episodes):
-    from ptde.learners import build_learner
-
-    batches, info = smax_episodes
-    cfg = compose_cfg("algo=mappo", "env=smac/3m", "env.batch_size_run=8")
-    torch.manual_seed(0)
-    learner = build_learner(cfg, info.__dict__)
-    params = []
-    for buf in both_buffers(batches[:3], info, capacity=8):
-        net = copy.deepcopy(learner)
-        actor_opt, critic_opt = (o for o in net.configure_optimizers())
-        torch.manual_seed(7)
-        stats = net.ppo_update(
-            net.prepare_rollout(buf.sample(8, torch.Generator().manual_seed(2))), actor_opt, critic_opt
-        )
-        params.append((stats, [p.detach().clone() for p in net.parameters()]))
-    assert params[0][0] == params[1][0]
-    assert all(torch.equal(x, y) for x, y in zip(params[0][1], params[1][1], strict=True))
-
-
 class MeasuredPaddedBuffer(PaddedReplayBuffer):
     """The reference with the two figures the env-interaction callback logs of a buffer."""
 
