@@ -19,6 +19,7 @@ import hydra
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
@@ -32,6 +33,8 @@ from ptde.resume import ResumePlan, plan_resume, resume_argv
 from ptde.runtime import ConfigError, run_label, to_container, validate
 
 register_configs()
+
+STAGE2_STOP = "stopped by SIGTERM during stage 2 (stage 2 runs again from the stage-1 checkpoint on resume)"
 
 
 def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> dict[str, Any]:
@@ -98,10 +101,12 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
             update_results(run_dir, **run_stage2(cfg, run_dir, teacher, run_logger))
             done.append("2")
             update_results(run_dir, stages_done=done)
-    except Preempted as exc:
-        update_results(run_dir, status="preempted", reason=str(exc))
+    except (Preempted, SIGTERMException) as exc:
+        # outside stage-1 training Lightning's own SIGTERM handler stops the distillation trainer
+        stop = exc if isinstance(exc, Preempted) else Preempted(STAGE2_STOP)
+        update_results(run_dir, status="preempted", reason=str(stop))
         _finish(run_logger, exit_code=143)
-        raise
+        raise stop from None
     except BaseException as exc:
         update_results(run_dir, status="failed", reason=f"{type(exc).__name__}: {exc}")
         _finish(run_logger, exit_code=1)

@@ -1,6 +1,7 @@
 """MAPPO: the PPO pieces by hand, action sampling, per-map config composition, active masks,
 recurrent chunks, stacked frames, and learning on real SMAX."""
 
+import csv
 import json
 
 import pytest
@@ -258,7 +259,7 @@ def test_mappo_gip_runs_both_stages_and_evaluates_with_the_student(tmp_path):
     run_dir = tmp_path / "mappo_gip"
     proc = run_module(
         "ptde.train", "algo=mappo_gip", "env=smac/3m", "logger=csv", "trainer.max_env_steps=1500",
-        "trainer.test_interval=1000", "trainer.test_episodes=8", "trainer.progress_bar=false",
+        "trainer.test_interval=1000", "trainer.log_interval=500", "trainer.test_episodes=8", "trainer.progress_bar=false",
         "algo.rollout_steps=100", "algo.ppo_epochs=5", "variant.distill.teacher_episodes=16", "variant.distill.max_steps=100", "variant.distill.val_interval=50",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
@@ -268,6 +269,9 @@ def test_mappo_gip_runs_both_stages_and_evaluates_with_the_student(tmp_path):
     assert r["updates"] >= 1 and r["distill/rows"] > 0
     for key in ("eval/centralized_win_rate", "eval/decentralized_win_rate", "eval/prr", "distill/val_mse"):
         assert key in r, key
+    with open(run_dir / "metrics.csv") as f:  # the training rows carry the rollout store's size
+        sizes = {float(row["train/replay_bytes"]) for row in csv.DictReader(f) if row.get("train/replay_bytes")}
+    assert len(sizes) == 1 and sizes.pop() > 8 * 100 * 3 * 4  # every rollout: 8 envs x 100 steps x 3 agents, > 4 B each
     ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=4", "batch_size=4")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert json.loads((run_dir / "eval_decentralized.json").read_text())["mode"] == "decentralized"

@@ -183,7 +183,10 @@ def test_nan_after_the_first_checkpoint_stops_the_run_and_keeps_the_last_good_ch
         assert torch.equal(v, periodic["state_dict"][k]), k  # untouched since it was written
 
 
-def test_a_killed_stage_2_resumes_without_retraining_stage_1(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_stage_2_resumes_without_retraining_stage_1(tmp_path, sig):
+    """SIGKILL leaves the run `running`; SIGTERM (a scheduler, the campaign) marks it `preempted`,
+    exit 143, never `failed`. Either way the next run skips stage 1 and distils again."""
     run_dir = tmp_path / "run"
     gip = [
         "algo=qmix_gip",
@@ -194,10 +197,14 @@ def test_a_killed_stage_2_resumes_without_retraining_stage_1(tmp_path):
     ]
     proc = start(run_dir, *gip)
     wait_for("teacher_dataset.pt", run_dir, proc)  # stage 1 is done, stage 2 is distilling
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=120)
     before = json.loads((run_dir / "results.json").read_text())
-    assert before["stages_done"] == ["1"] and before["status"] == "running"
+    if sig == signal.SIGKILL:
+        assert before["stages_done"] == ["1"] and before["status"] == "running"
+    else:
+        assert code == 143 and before["stages_done"] == ["1"]
+        assert before["status"] == "preempted" and "stage 2" in before["reason"], before
     stage1_ckpt = (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns
 
     again = run_module("ptde.train", *RUN, *gip, f"hydra.run.dir={run_dir}")

@@ -21,6 +21,13 @@ class RolloutStore:
     def __len__(self) -> int:
         return 0 if self.rollout is None else 1
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the held rollout's tensors (`train/replay_bytes` of an on-policy run)."""
+        if self.rollout is None:
+            return 0
+        return sum(t.numel() * t.element_size() for t in self.rollout.tensors().values())
+
     def can_sample(self, batch_size: int = 1) -> bool:
         return self.rollout is not None
 
