@@ -7,17 +7,21 @@ the `ptde` package is imported (ptde/__init__.py) rather than in an entry point.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 
 from omegaconf import OmegaConf
 
 
 def sweep_suffix(override_dirname: str) -> str:
-    """`_algo.lr=0.001,variant.z_dim=32` from Hydra's override_dirname, nothing when it is empty.
+    """`_algo.lr-0.001+variant.z_dim-32` from Hydra's override_dirname (`key-value` items joined by
+    `+`, conf/config.yaml), nothing when it is empty.
 
-    A `/` in a value (a path, `env=smac/3m`) becomes `-`, so the job stays one folder.
+    Any other character that Hydra's override grammar does not take unquoted (a `/` of a path, a
+    quote, a space) becomes `-`, so the job stays one folder and its path can be passed as it is to
+    `teacher=`, `resume=` or `checkpoint=`.
     """
-    return f"_{override_dirname.replace('/', '-')}" if override_dirname else ""
+    return "_" + re.sub(r"[^A-Za-z0-9_.+\-]", "-", override_dirname) if override_dirname else ""
 
 
 def run_name(path: str) -> str:
