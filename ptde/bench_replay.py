@@ -181,7 +181,8 @@ def bench_replay_memory(capacity: int, run_dirs: list[str], rss_map: str | None)
             }
         out["maps"][name] = m
         print(
-            f"{name:>14}: L {length:6.1f}/{limit} ({source[:24]}), padded f32 {m['padded_f32_capacity_mib']:8.0f} MiB,"
+            f"{name:>14}: L {length:6.1f}/{limit} ({'training run' if name in real else 'random play'}), padded f32"
+            f" {m['padded_f32_capacity_mib']:8.0f} MiB,"
             f" ragged f32 {m['ragged_f32_capacity_mib']:7.0f} MiB ({m['ragged_f32_over_padded_f32']:.2f}),"
             f" ragged f16 {m['ragged_f16_capacity_mib']:7.0f} MiB ({m['ragged_f16_over_padded_f32']:.2f})",
             flush=True,
