@@ -34,7 +34,9 @@ def test_every_algo_env_pair_composes(algo, env):
         assert cfg["env"]["episode_limit"] == 1  # one query, one joint action
     a = cfg["algo"]
     if a["learner"] == "mappo":
-        assert a["batch_size"] == cfg["env"]["batch_size_run"]  # one rollout = one collection
+        # on-policy's rollout: 400 steps of each parallel env (8 off the ranking family)
+        assert a["rollout_steps"] == 400 and a["rollout_steps"] % a["data_chunk_length"] == 0
+        assert cfg["env"]["batch_size_run"] == (32 if family == "ltr" else 8)
         return
     # the paper's Table 7 values are the defaults of the value-decomposition learners
     assert (a["lr"], a["td_lambda"], a["batch_size"], a["buffer_size"]) == (1e-3, 0.6, 128, 5000)
