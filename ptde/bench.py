@@ -1,7 +1,10 @@
 """`python -m ptde.bench [--grf]` (`make bench`): throughput and replay memory -> bench/results.json.
 
 Measures, per SMAX map: env steps per second of collection alone (B = 8 parallel episodes, the
-policy's forward included, ε = 1), learner updates per second (batch 128 episodes of real
+policy's forward included, ε = 1); collection of both paths with MAPPO's sampling actor at
+B = 8 and 64 (`collection`: real env steps per second of whole-episode collection, where
+finished envs freeze until the longest episode ends, and of step-based collection on auto-reset
+envs, plus the episode path's share of frozen env slots); learner updates per second (batch 128 episodes of real
 rollouts, cut to the longest sampled, and of full-length padded episodes) for QMIX and GIP-QMIX,
 and the GIP hypernetwork ratio straightforward ÷ factored (forward + backward).
 Timings are medians of repeated runs; nothing here is asserted by the test suite.
@@ -21,15 +24,17 @@ from typing import Any
 
 import torch
 
-from ptde.config import DistillConfig, SMACEnvConfig, ValueDecompositionConfig, VariantConfig
+from ptde.config import DistillConfig, MAPPOConfig, SMACEnvConfig, ValueDecompositionConfig, VariantConfig
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.smax import SMAXEnv
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes
 from ptde.runtime import to_container
+from ptde.step_rollout import collect_steps
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
+PARTS = ["throughput", "collection", "replay"]  # what `--parts` may name; all by default
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -42,12 +47,13 @@ def median_time(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def make_cfg(map_name: str, variant: str) -> dict[str, Any]:
+def make_cfg(map_name: str, variant: str, algo: Any = None) -> dict[str, Any]:
+    """A run config of `algo` (default QMIX's schema) on the map, as composed configs hold it."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create(
         {
-            "algo": OmegaConf.structured(ValueDecompositionConfig(name="qmix")),
+            "algo": OmegaConf.structured(algo if algo is not None else ValueDecompositionConfig(name="qmix")),
             "env": OmegaConf.structured(SMACEnvConfig(name=map_name, episode_limit=LIMITS[map_name])),
             "variant": OmegaConf.structured(VariantConfig(name=variant, distill=DistillConfig())),
         }
@@ -102,6 +108,36 @@ def bench_map(map_name: str, repeats: int) -> dict[str, float]:
     return out
 
 
+def bench_collection(map_name: str, batch_size: int, steps: int = 2000) -> dict[str, float]:
+    """Real env steps per second of both collection paths with the same sampling MAPPO actor."""
+    from ptde.learners.mappo import MAPPOLearner
+
+    cfg = make_cfg(map_name, "none", MAPPOConfig(name="mappo"))
+    env_cfg = SMACEnvConfig(name=map_name, episode_limit=LIMITS[map_name])
+    out: dict[str, float] = {}
+    episodes_env = SMAXEnv(env_cfg, batch_size=batch_size, seed=0)
+    actor = MAPPOLearner(cfg, episodes_env.get_env_info().__dict__)
+    n_actions = episodes_env.n_actions
+    run_episodes(episodes_env, actor, n_actions, epsilon=1.0)  # compile first
+    real = slots = 0
+    t = time.perf_counter()
+    while real < steps * batch_size:
+        batch = run_episodes(episodes_env, actor, n_actions, epsilon=1.0)
+        real += int(batch.length.sum())
+        slots += batch.batch_size * batch.max_t
+    out["episodes_env_steps_per_s"] = real / (time.perf_counter() - t)
+    out["episodes_frozen_fraction"] = 1.0 - real / slots
+    episodes_env.close()
+    steps_env = SMAXEnv(env_cfg, batch_size=batch_size, seed=0, auto_reset=True)
+    _, carry = collect_steps(steps_env, actor, n_actions, 5)  # compile first
+    t = time.perf_counter()
+    collect_steps(steps_env, actor, n_actions, steps, carry)
+    out["steps_env_steps_per_s"] = steps * batch_size / (time.perf_counter() - t)
+    out["steps_over_episodes"] = out["steps_env_steps_per_s"] / out["episodes_env_steps_per_s"]
+    steps_env.close()
+    return out
+
+
 def bench_gip_ratio(
     n_agents: int, obs_dim: int, n_actions: int, state_dim: int, T: int, repeats: int
 ) -> dict[str, float]:
@@ -126,9 +162,12 @@ def main() -> None:
     parser.add_argument("--maps", nargs="+", default=["3m", "5m_vs_6m"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--collect-batches", nargs="+", type=int, default=[8, 64], help="B of the collection bench")
+    parser.add_argument("--collect-maps", nargs="+", default=["3m"])
+    parser.add_argument("--collect-steps", type=int, default=400, help="steps per env of the step-based path")
     parser.add_argument("--grf", action="store_true", help="also GRF env steps/s for B = 1, 2, 4 (needs gfootball)")
     parser.add_argument("--grf-steps", type=int, default=300)
-    parser.add_argument("--parts", nargs="+", choices=["throughput", "replay"], default=["throughput", "replay"])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
     parser.add_argument("--replay-runs", nargs="*", default=[], help="run folders whose episode lengths to use")
     parser.add_argument("--replay-capacity", type=int, default=5000, help="episodes (algo.buffer_size)")
     parser.add_argument("--replay-rss-map", default="3s5z_vs_3s7z", help="map whose filled buffer is measured")
@@ -137,6 +176,7 @@ def main() -> None:
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
         "maps": {},
         "gip_ratio": {},
+        "collection": {},
     }
     if "replay" in args.parts:
         from ptde.bench_replay import bench_replay_memory
@@ -144,9 +184,14 @@ def main() -> None:
         results["replay_memory"] = bench_replay_memory(args.replay_capacity, args.replay_runs, args.replay_rss_map)
     if "throughput" not in args.parts:
         args.maps, args.grf = [], False
+    if "collection" not in args.parts:
+        args.collect_maps = []
     for m in args.maps:
         results["maps"][m] = bench_map(m, args.repeats)
         print(m, json.dumps(results["maps"][m], indent=1))
+    for m in args.collect_maps:
+        results["collection"][m] = {f"B={b}": bench_collection(m, b, args.collect_steps) for b in args.collect_batches}
+        print(m, "collection", json.dumps(results["collection"][m], indent=1))
     # shapes of the two maps the issue names; 3s5z_vs_3s7z at T=64 because the straightforward
     # form at its full 171 steps needs > 20 GB for 128 episodes
     gip_shapes = {

@@ -258,7 +258,7 @@ class MAPPOLearner(StageOneLearner):
 
         Returns chunked tensors [N, L, ...] (N = B·T/L chunks of L = data_chunk_length steps): inputs,
         actor_state (None without GIU/GIP), critic_state, avail, actions, starts, policy_mask,
-        value_mask, step_mask (agent-steps, [N, L, n]), old_log_prob, old_values (normalised space),
+        value_mask, step_mask, active (agent-steps, [N, L, n]), old_log_prob, old_values (normalised space),
         advantages (normalised), returns (raw); actor_h0 and critic_h0 [N, n, C], the states at the
         chunk starts. The critic's state after the rollout is kept for the next one.
         """
@@ -292,6 +292,7 @@ class MAPPOLearner(StageOneLearner):
             "actions": to_chunks(batch["actions"], L),
             "starts": to_chunks(batch["starts"][:, :T], L),
             "step_mask": to_chunks(step_mask, L),
+            "active": to_chunks(active, L),
             "policy_mask": to_chunks(active if a["use_policy_active_masks"] else step_mask, L),
             "value_mask": to_chunks(active if a["use_value_active_masks"] else step_mask, L),
             "old_values": to_chunks(old_values_n, L),
@@ -380,5 +381,5 @@ class MAPPOLearner(StageOneLearner):
                 n_minibatches += 1
         stats = {k: v / n_minibatches for k, v in totals.items()}
         stats["train/return_mean"] = masked_mean(r["returns"], r["step_mask"]).item()
-        stats["train/dead_fraction"] = 1.0 - masked_mean(r["policy_mask"], r["step_mask"]).item()
+        stats["train/dead_fraction"] = 1.0 - masked_mean(r["active"], r["step_mask"]).item()
         return stats
