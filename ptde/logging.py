@@ -24,6 +24,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from ptde.results import atomic_write
+
 METRICS_FILE = "metrics.csv"
 DISTILL_STEP = "distill/step"
 # keys that say how (or from where) a run runs, not what it learns: left out of its wandb group
@@ -123,13 +125,11 @@ class CSVMetricsLogger(Logger):
         self.pending = []
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_write(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.keys)
             if self.keys:
                 writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
     def finalize(self, status: str) -> None:
         self.save()

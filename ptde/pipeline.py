@@ -24,7 +24,7 @@ from ptde.learners import build_learner, learner_class, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.logging import RunLogger, Stage2Curves, build_run_logger
 from ptde.nn.global_info import StudentModule
-from ptde.results import update_results
+from ptde.results import atomic_write, update_results
 from ptde.rollout import Actor
 from ptde.runtime import (
     ConfigError,
@@ -221,20 +221,19 @@ def distill(
 
 
 def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill_cfg: dict, var_floor: float) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(
-        {
-            "state_dict": student.state_dict(),
-            "input_dim": student.net[0].in_features,
-            "hidden_dim": student.net[0].out_features,
-            "z_dim": student.z_dim,
-            "teacher_checkpoint": str(teacher_ckpt.resolve()),
-            "student_noise": bool(distill_cfg["student_noise"]),
-            "var_floor": float(var_floor),
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        torch.save(
+            {
+                "state_dict": student.state_dict(),
+                "input_dim": student.net[0].in_features,
+                "hidden_dim": student.net[0].out_features,
+                "z_dim": student.z_dim,
+                "teacher_checkpoint": str(teacher_ckpt.resolve()),
+                "student_noise": bool(distill_cfg["student_noise"]),
+                "var_floor": float(var_floor),
+            },
+            tmp,
+        )
 
 
 def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:

@@ -5,14 +5,29 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+@contextmanager
+def atomic_write(path: Path, unique: bool = False) -> Iterator[Path]:
+    """The one way the project writes a file a reader or a kill must never see half-written:
+    write to the yielded temporary sibling, which is renamed over `path` when the block ends.
+
+    A block that raises (or a process killed inside it) leaves `path` as it was and the
+    temporary file behind; the next write replaces it. `unique` puts the process id into the
+    temporary name, for files several processes may write at once (a shared data cache).
+    """
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}" if unique else path.name + ".tmp")
+    yield tmp
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ the env-step budget, periodic checkpoints and the progress bar, all counted in e
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
 from ptde.logging import RunLogger
 from ptde.preemption import PreemptionHandler
+from ptde.results import atomic_write
 from ptde.rollout import Actor, run_episodes
 
 
@@ -74,9 +74,8 @@ def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int
 def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:
     """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(str(tmp), weights_only=False)  # full state: optimizer and loops too
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        trainer.save_checkpoint(str(tmp), weights_only=False)  # full state: optimizer and loops too
 
 
 class EnvInteractionCallback(L.Callback):
