@@ -158,10 +158,6 @@ class RunLogger:
         if self.wandb is not None:
             self.wandb.experiment.log(metrics)
 
-    def log_config(self, cfg: dict[str, Any]) -> None:
-        for logger in self.loggers:
-            logger.log_hyperparams(cfg)
-
     def summarize(self, results: dict[str, Any]) -> None:
         """The wandb run's summary becomes the run folder's results.json (numbers and names)."""
         if self.wandb is None:

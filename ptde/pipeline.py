@@ -20,6 +20,7 @@ from ptde.callbacks.env_interaction import test_policy
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
+from ptde.experiment.prr import performance_retention_ratio
 from ptde.learners import build_learner, learner_class, load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.logging import RunLogger, Stage2Curves, build_run_logger
@@ -105,15 +106,14 @@ def train_stage1(
     trainer.fit(learner, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     wall = time.time() - t0 + interaction.seconds_before_resume
     final = test_policy(test_env, learner, info.n_actions, cfg["trainer"]["test_episodes"])
-    if getattr(learner, "trains_student", False):
-        # CTDS distils during stage 1: its teacher and student play the PRR comparison now
-        student = learner.decentralized_policy()
+    if (student := learner.own_student()) is not None:
+        # a learner that distils during stage 1 (CTDS): its teacher and student play the PRR comparison now
         final |= compare_policies(cfg, learner, student, info.n_actions, cfg["trainer"]["test_episodes"], seed + 30_000)
     c = learner.counters
     run_logger.log(final, c.env_steps)
+    refs = train_env.reference_metrics(seed)  # the env's own extras (ranking: LambdaMART and random)
     train_env.close()
     test_env.close()
-    refs = ranking_references(cfg, seed) if cfg["env"]["family"] == "ltr" else {}
     return {
         **final,
         **refs,
@@ -126,31 +126,21 @@ def train_stage1(
     }
 
 
-def ranking_references(cfg: dict[str, Any], seed: int) -> dict[str, float]:
-    """NDCG of random scores and of LightGBM's LambdaMART on the same test split, so a ranking
-    run's table shows where the MARL rankers stand (LambdaMART needs the `ltr` extra)."""
-    from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
-    from ptde.envs.ranking import prepare_ltr_data
-
-    data = prepare_ltr_data(ConfigView(cfg["env"]))
-    out = {f"reference/random/{k}": v for k, v in random_baseline(data.test.relevance, seed=seed).items()}
-    try:
-        out |= {
-            f"reference/lambdamart/{k}": v for k, v in lambdamart_baseline(data.train, data.test, seed=seed).items()
-        }
-    except ImportError:
-        pass  # lightgbm not installed: the random reference alone
-    return out
-
-
 # ---------------------------------------------------------------------------------- stage 2
+def refuse_plain_teacher(cfg: dict[str, Any], teacher: str | Path) -> None:
+    """The one refusal of a stage 2 with nothing to distill: `cfg` (the run's, which is the
+    teacher's own under `ptde.distill`, or the teacher checkpoint's) has variant=none."""
+    if cfg["variant"]["name"] == "none":
+        raise ConfigError(
+            f"stage 2 distills a GIU/GIP teacher, but {run_label(cfg)} (teacher {teacher}) has variant=none: it "
+            "has no global-information module to distill; train a teacher with variant=gip (algo=qmix_gip) or "
+            "variant=giu"
+        )
+
+
 def check_teacher(cfg: dict[str, Any], teacher_cfg: dict[str, Any], teacher_path: Path) -> None:
     """Refuse a teacher that cannot be distilled or does not match the requested run."""
-    if teacher_cfg["variant"]["name"] == "none":
-        raise ConfigError(
-            f"teacher {teacher_path} was trained with variant=none ({run_label(teacher_cfg)}): it has no "
-            "global-information module to distill; train one with variant=giu or variant=gip"
-        )
+    refuse_plain_teacher(teacher_cfg, teacher_path)
     diffs = [
         f"{key}: teacher has {teacher_cfg[group][field]!r}, this run asks for {cfg[group][field]!r}"
         for key, group, field in (("env", "env", "name"), ("variant", "variant", "name"), ("algo", "algo", "name"))
@@ -242,8 +232,8 @@ def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:
     path = run_dir / "checkpoints" / STUDENT_FILE
     if not path.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file():
         learner = load_learner(run_dir)
-        if getattr(learner, "trains_student", False):
-            return learner.decentralized_policy(), learner
+        if (student := learner.own_student()) is not None:
+            return student, learner
     if not path.is_file():
         raise ConfigError(
             f"no distilled student at {path}; run stage 2 first (python -m ptde.distill teacher={run_dir})"
@@ -254,11 +244,6 @@ def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:
     student.load_state_dict(d["state_dict"])
     noise = d["var_floor"] if d["student_noise"] else 0.0
     return teacher.decentralized_policy(student.eval(), noise), teacher
-
-
-def performance_retention_ratio(decentralized: float, centralized: float) -> float:
-    """PRR = decentralized (student, `*_KD`) ÷ centralized (teacher); NaN when the teacher scores 0."""
-    return decentralized / centralized if centralized > 0 else float("nan")
 
 
 def evaluate_both(run_dir: Path, cfg: dict[str, Any], episodes: int, seed: int) -> dict[str, float]:

@@ -26,7 +26,7 @@ from ptde.cli import prepare_command_line
 from ptde.config import register_configs
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.logging import RunLogger
-from ptde.pipeline import open_run_logger, run_stage2, train_stage1
+from ptde.pipeline import open_run_logger, refuse_plain_teacher, run_stage2, train_stage1
 from ptde.preemption import Preempted
 from ptde.results import holds_a_run, source_version, update_results
 from ptde.resume import ResumePlan, plan_resume, resume_argv
@@ -50,11 +50,8 @@ def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> d
     distills = cfg["variant"]["name"] != "none"
     if stage == "2" and not cfg["teacher"]:
         raise ConfigError("stage=2 needs teacher=<run folder or checkpoint of a finished stage-1 run>")
-    if stage == "2" and not distills:
-        raise ConfigError(
-            f"stage=2 distills a GIU/GIP teacher, but {cfg['teacher']} has variant=none: it has no global-"
-            "information module to distill; train a teacher with variant=gip (algo=qmix_gip) or variant=giu"
-        )
+    if stage == "2":
+        refuse_plain_teacher(cfg, cfg["teacher"])
     if plan.finished and not extends_budget(plan):
         print(f"ptde.train: {run_dir} has already finished; nothing to resume", file=sys.stderr)
         return plan.previous

@@ -13,18 +13,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ptde.envs.info import EnvAdapter, EnvInfo
 
-@dataclass(frozen=True)
-class EnvInfo:
-    """Static dimensions of an environment; everything a network needs to be built."""
-
-    n_agents: int
-    obs_dim: int
-    state_dim: int
-    n_actions: int
-    episode_limit: int
-    # The name of the scalar that decides success in reports ("win_rate", "score", "ndcg@10").
-    success_metric: str = "win_rate"
+__all__ = ["BattleFrame", "EnvAdapter", "EnvInfo", "MultiAgentEnv", "PitchFrame", "Step"]
 
 
 @dataclass

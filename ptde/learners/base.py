@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
+from ptde.nn.policy import DecentralizedQNetwork
 from ptde.runtime import load_checkpoint
 
 
@@ -42,6 +44,49 @@ class StageOneLearner(L.LightningModule):
         self.counters = RunCounters()
         self.pending_metrics: dict[str, list[float]] = {}
 
+    # ------------------------------------------------------------------ acting and PTDE stage 2
+    # the `*_KD` actor: the acting network's agent body with the student in place of GIU/GIP
+    decentralized_class: type[DecentralizedQNetwork] = DecentralizedQNetwork
+
+    @property
+    def acting_net(self) -> torch.nn.Module:
+        """The network that acts (agent body plus the variant's GIU/GIP); subclasses name theirs.
+        Its `forward(inputs, state, hidden, **acting_options())` returns (out, hidden, extras)."""
+        raise NotImplementedError
+
+    def acting_options(self) -> dict[str, Any]:
+        """Keyword arguments of the acting network's forward when acting (none by default)."""
+        return {}
+
+    @property
+    def global_info(self) -> torch.nn.Module | None:
+        """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
+        return getattr(self.acting_net, "global_info", None)
+
+    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> torch.nn.Module:
+        """`*_KD` execution: this learner's agent network with the student in place of GIU/GIP."""
+        return self.decentralized_class(self.acting_net.agent, student, noise_var).eval()
+
+    def own_student(self) -> torch.nn.Module | None:
+        """The decentralized policy a learner trains during stage 1 itself (CTDS), which plays the PRR
+        comparison at the end of stage 1 and is the run's `*_KD` policy without a stage 2; None
+        (the default): the student comes from stage 2."""
+        return None
+
+    @property
+    def uses_state(self) -> bool:
+        """GIU/GIP agents read the global state when acting (centralized execution)."""
+        return self.acting_net.uses_state
+
+    @torch.no_grad()
+    def act(
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> out [B, 1, n, A], hidden."""
+        out, hidden, _ = self.acting_net(inputs, state, hidden, **self.acting_options())
+        return out, hidden
+
+    # ------------------------------------------------------------------ training metrics
     def record(self, stats: dict[str, float]) -> None:
         """Queue training statistics; `pop_metrics` averages them at the next log row."""
         for k, v in stats.items():

@@ -171,31 +171,21 @@ class MAPPOLearner(StageOneLearner):
         store = RolloutStore()
         return store, ReplayDataModule(store, 1, seed=seed)
 
-    # ------------------------------------------------------------------ PTDE stage 2
-    @property
-    def global_info(self) -> torch.nn.Module | None:
-        return self.actor.global_info
+    # ------------------------------------------------------------------ acting (`StageOneLearner`)
+    decentralized_class = DecentralizedActor
 
-    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> DecentralizedActor:
-        return DecentralizedActor(self.actor.agent, student, noise_var).eval()
-
-    # ------------------------------------------------------------------ acting
     @property
-    def uses_state(self) -> bool:
-        """A GIU/GIP actor reads the state when acting (centralized execution); the critic never acts."""
-        return self.actor.uses_state
+    def acting_net(self) -> torch.nn.Module:
+        """The actor: action logits [B, T, n, A]. A GIU/GIP actor reads the state when acting
+        (centralized execution); the critic never acts."""
+        return self.actor
+
+    def acting_options(self) -> dict[str, Any]:
+        return {"sample_z": False}  # z_i = μ_i (see the module docstring)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """The actor's carried state before any step, [B, n, C]."""
         return self.actor.init_hidden(batch_size)
-
-    @torch.no_grad()
-    def act(
-        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [B, 1, n, d], state [B, 1, S] -> logits [B, 1, n, A], hidden."""
-        logits, hidden, _ = self.actor(inputs, state, hidden, sample_z=False)
-        return logits, hidden
 
     select_actions = staticmethod(sample_from_policy)
 
