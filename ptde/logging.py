@@ -24,7 +24,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from ptde.results import atomic_write
+from ptde.experiment.run_folder import atomic_write
 
 METRICS_FILE = "metrics.csv"
 DISTILL_STEP = "distill/step"
@@ -35,7 +35,7 @@ GROUP_IGNORES += ("trainer.accelerator", "trainer.save_buffer")
 
 def wandb_group(cfg: dict[str, Any]) -> str:
     """`qmix_gip_3m_<hash of the config without the seed>`: the seeds of one config, one group."""
-    from ptde.resume import flatten
+    from ptde.experiment.resume import flatten
     from ptde.runtime import run_label
 
     kept = {k: v for k, v in flatten(cfg).items() if not k.startswith(GROUP_IGNORES)}

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from conftest import compose_cfg, learner_and_real_batch, run_module
+from ptde.pipeline import load_decentralized
 from test_ptde import ScrambledStateEnv
 
 from ptde.envs.base import EnvInfo
@@ -16,7 +17,6 @@ from ptde.nn.copa import COPAQNetwork
 from ptde.nn.csrl import CommanderModule, build_csrl_network
 from ptde.nn.ctds import CTDSQNetwork, CTDSStudentActor
 from ptde.nn.policy import build_agent_inputs
-from ptde.pipeline import load_decentralized
 from ptde.rollout import run_episodes
 from ptde.runtime import ConfigError, build_envs
 

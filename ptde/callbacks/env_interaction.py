@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
+from ptde.experiment.preemption import PreemptionHandler
+from ptde.experiment.run_folder import atomic_write
 from ptde.logging import RunLogger
-from ptde.preemption import PreemptionHandler
-from ptde.results import atomic_write
 from ptde.rollout import Actor, run_episodes
 
 

@@ -53,5 +53,5 @@ def build_learner(cfg: dict[str, Any], env_info: dict[str, Any]) -> L.LightningM
 
 def load_learner(path: str | Path) -> L.LightningModule:
     """Rebuild any stage-1 learner from a run folder or .ckpt (its config travels inside)."""
-    ckpt = load_checkpoint(path)
-    return learner_class(ckpt["hyper_parameters"]["cfg"]).from_checkpoint(path)
+    ckpt = load_checkpoint(path)  # read once: the class and its weights come from the same dict
+    return learner_class(ckpt["hyper_parameters"]["cfg"]).from_checkpoint_dict(ckpt)

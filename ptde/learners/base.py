@@ -101,7 +101,11 @@ class StageOneLearner(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> StageOneLearner:
         """Rebuild from a run folder or .ckpt; the config stored in the checkpoint is all it needs."""
-        ckpt = load_checkpoint(path)
+        return cls.from_checkpoint_dict(load_checkpoint(path))
+
+    @classmethod
+    def from_checkpoint_dict(cls, ckpt: dict[str, Any]) -> StageOneLearner:
+        """Rebuild from a checkpoint already read (`ptde.runtime.load_checkpoint`)."""
         hp = ckpt["hyper_parameters"]
         learner = cls(hp["cfg"], hp["env_info"])
         learner.load_state_dict(ckpt["state_dict"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from ptde.results import read_results
+from ptde.experiment.run_folder import read_results
 from ptde.runtime import ConfigError, load_checkpoint, run_dir_of
 
 # what a resumed run may change: the budget (extend a finished run), and how it runs, not what it learns

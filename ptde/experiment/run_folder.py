@@ -1,4 +1,5 @@
-"""The run folder's `results.json`: the one file `ptde.report` reads for a run's outcome."""
+"""The run folder's files: the one atomic write, `results.json` (the one file `ptde.report` reads
+for a run's outcome), the config snapshot and the distilled student."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import torch
+import yaml
+
+from ptde.nn.global_info import StudentModule
 
 
 @contextmanager
@@ -51,7 +57,7 @@ def update_results(run_dir: Path, fresh: bool = False, **fields: Any) -> dict[st
 def source_version() -> dict[str, Any]:
     """The git commit of the ptde code this process runs, and whether tracked files differ from it,
     so a result can be traced to the code that trained it (None outside a git checkout)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
         try:
@@ -71,3 +77,35 @@ def holds_a_run(run_dir: Path) -> bool:
     if not run_dir.is_dir():
         return False
     return any(p.name != ".hydra" and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir())
+
+
+def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
+    """The config snapshot `config.yaml`, the resolved config the run runs with (resume compares it)."""
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+STUDENT_FILE = "student.pt"
+
+
+def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill_cfg: dict, var_floor: float) -> None:
+    with atomic_write(path) as tmp:
+        torch.save(
+            {
+                "state_dict": student.state_dict(),
+                "input_dim": student.net[0].in_features,
+                "hidden_dim": student.net[0].out_features,
+                "z_dim": student.z_dim,
+                "teacher_checkpoint": str(teacher_ckpt.resolve()),
+                "student_noise": bool(distill_cfg["student_noise"]),
+                "var_floor": float(var_floor),
+            },
+            tmp,
+        )
+
+
+def load_student(path: Path) -> tuple[StudentModule, Path, float]:
+    """(student, its teacher's checkpoint, execution noise variance) from a student file."""
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    student = StudentModule(d["input_dim"], d["hidden_dim"], d["z_dim"])
+    student.load_state_dict(d["state_dict"])
+    return student.eval(), Path(d["teacher_checkpoint"]), d["var_floor"] if d["student_noise"] else 0.0
