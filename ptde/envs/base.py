@@ -82,7 +82,7 @@ class MultiAgentEnv(Protocol):
     ends in `step` starts its next episode at once: the returned obs/state/avail are the new
     episode's first, reward/terminated/truncated/won/info describe the transition that ended the
     old one, and `final_obs`/`final_state` hold where it ended. Nothing is frozen, so every step
-    of every env is a real transition (on-policy step-based collection, `ptde.step_rollout`).
+    of every env is a real transition (on-policy step-based collection, `ptde.rollout.steps`).
     """
 
     batch_size: int

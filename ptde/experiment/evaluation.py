@@ -8,12 +8,11 @@ from typing import Any
 
 import lightning as L
 
-from ptde.callbacks.env_interaction import test_policy
 from ptde.envs import make_env
 from ptde.experiment.prr import performance_retention_ratio
 from ptde.experiment.run_folder import STUDENT_FILE, load_student
 from ptde.learners import load_learner
-from ptde.rollout import Actor
+from ptde.rollout import Actor, test_policy
 from ptde.runtime import ConfigError, ConfigView, test_batch_size
 
 

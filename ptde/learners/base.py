@@ -35,8 +35,8 @@ class RunCounters:
 class StageOneLearner(L.LightningModule):
     """A LightningModule with the surface `ptde.learners` documents (subclasses add the networks)."""
 
-    # False: trains from whole episodes (`ptde.rollout`, replay); True: from step-based rollouts of
-    # auto-reset envs (`ptde.step_rollout`), collected by `StepInteractionCallback`
+    # False: trains from whole episodes (`ptde.rollout.episodes`, replay); True: from step-based rollouts of
+    # auto-reset envs (`ptde.rollout.steps`), collected by `StepInteractionCallback`
     collects_steps: bool = False
 
     def __init__(self) -> None:

@@ -8,7 +8,7 @@ LayerNorm on its inputs, orthogonal init (policy head gain 0.01), and either the
 concatenated to the actor's features (paper Figure 3b), so stage 2 distills it unchanged. The
 critic is a centralized value of the global state of the same kind (`ptde.nn.critics`).
 
-Data: step-based collection (`ptde.step_rollout`, `StepInteractionCallback`): before every update,
+Data: step-based collection (`ptde.rollout.steps`, `StepInteractionCallback`): before every update,
 `rollout_steps` steps of each of the B auto-reset envs with actions sampled from π; episodes and
 the actor's state run on from one rollout into the next. `training_step` runs one PPO update:
 
