@@ -69,7 +69,7 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
 
 def render_episode(checkpoint: str | Path, mode: str, seed: int, path: Path | None, fps: int) -> dict[str, Any]:
     """Play one greedy episode in one environment and save it as a GIF."""
-    from ptde.render import record_episode, write_gif
+    from ptde.report.render import record_episode, write_gif
 
     ckpt = resolve_checkpoint(checkpoint)
     policy, learner = load_policy(ckpt, mode)

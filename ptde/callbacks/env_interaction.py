@@ -22,7 +22,7 @@ from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
 from ptde.experiment.preemption import PreemptionHandler
 from ptde.experiment.run_folder import atomic_write
-from ptde.logging import RunLogger
+from ptde.loggers.run_logger import RunLogger
 from ptde.rollout import run_episodes, test_policy
 
 

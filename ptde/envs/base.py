@@ -47,7 +47,7 @@ class Step:
 
 @dataclass
 class BattleFrame:
-    """What one SMAX battle looks like at one step, for `ptde.render` (allies first, then enemies)."""
+    """What one SMAX battle looks like at one step, for `ptde.report.render` (allies first, then enemies)."""
 
     t: int
     positions: np.ndarray  # [n_units, 2] map coordinates

@@ -14,7 +14,7 @@ from ptde.experiment.evaluation import compare_policies
 from ptde.experiment.run_folder import update_results
 from ptde.experiment.trainer import make_trainer
 from ptde.learners import build_learner, learner_class
-from ptde.logging import RunLogger, build_run_logger
+from ptde.loggers.run_logger import RunLogger, build_run_logger
 from ptde.rollout import test_policy
 from ptde.runtime import build_envs, run_label
 

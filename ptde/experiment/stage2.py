@@ -19,7 +19,7 @@ from ptde.experiment.evaluation import compare_policies
 from ptde.experiment.run_folder import STUDENT_FILE, save_student
 from ptde.learners import load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
-from ptde.logging import RunLogger, Stage2Curves
+from ptde.loggers.run_logger import RunLogger, Stage2Curves
 from ptde.nn.global_info import StudentModule
 from ptde.runtime import ConfigError, ConfigView, resolve_checkpoint, run_label
 
