@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.envs import make_env
+from ptde.experiment.evaluation import load_decentralized
 from ptde.experiment.run_folder import write_json_atomic
 from ptde.learners import load_learner
-from ptde.pipeline import load_decentralized
 from ptde.rollout import Actor, test_policy
 from ptde.runtime import (
     ConfigError,

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 from conftest import compose_cfg, learner_and_real_batch, run_module
-from ptde.pipeline import load_decentralized
 from test_ptde import ScrambledStateEnv
 
 from ptde.envs.base import EnvInfo
+from ptde.experiment.evaluation import load_decentralized
 from ptde.learners import build_learner
 from ptde.nn.copa import COPAQNetwork
 from ptde.nn.csrl import CommanderModule, build_csrl_network

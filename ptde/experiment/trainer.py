@@ -10,7 +10,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 
 def make_trainer(cfg: dict[str, Any], callbacks: list[L.Callback]) -> L.Trainer:
-    # on Slurm, requeueing is submitit's and ours (ptde.preemption), not Lightning's auto-requeue,
+    # on Slurm, requeueing is submitit's and ours (ptde.experiment.preemption), not Lightning's auto-requeue,
     # which would write its own checkpoint outside the run folder
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     return L.Trainer(
