@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ptde.envs.base import EnvInfo
 from ptde.nn.policy import DecentralizedQNetwork
 from ptde.runtime import load_checkpoint
 
@@ -39,10 +40,16 @@ class StageOneLearner(L.LightningModule):
     # auto-reset envs (`ptde.rollout.steps`), collected by `StepInteractionCallback`
     collects_steps: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
+        """`cfg` is the run's resolved config as plain containers; it travels in checkpoints with
+        `env_info` (`save_hyperparameters`), which is all `from_checkpoint` needs to rebuild."""
         super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False  # each learner steps its own optimisers
         self.counters = RunCounters()
         self.pending_metrics: dict[str, list[float]] = {}
+        self.algo = cfg["algo"]
+        self.info = EnvInfo(**env_info)
 
     # ------------------------------------------------------------------ acting and PTDE stage 2
     # the `*_KD` actor: the acting network's agent body with the student in place of GIU/GIP

@@ -120,14 +120,8 @@ class MAPPOLearner(StageOneLearner):
     collects_steps = True
 
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
-        """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
-        super().__init__()
-        self.save_hyperparameters()
-        self.automatic_optimization = False
-        algo, variant = cfg["algo"], cfg["variant"]
-        self.algo = algo
-        info = EnvInfo(**env_info)
-        self.info = info
+        super().__init__(cfg, env_info)
+        algo, variant, info = self.algo, cfg["variant"], self.info
         input_dim = info.obs_dim + info.n_actions + info.n_agents
         global_info = build_global_info(variant, info, input_dim=input_dim)
         agent = build_agent(

@@ -29,14 +29,8 @@ __all__ = ["RunCounters", "ValueDecompositionLearner"]
 
 class ValueDecompositionLearner(StageOneLearner):
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
-        """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
-        super().__init__()
-        self.save_hyperparameters()
-        self.automatic_optimization = False
-        algo, variant = cfg["algo"], cfg["variant"]
-        self.algo = algo
-        info = EnvInfo(**env_info)
-        self.info = info
+        super().__init__(cfg, env_info)
+        algo, variant, info = self.algo, cfg["variant"], self.info
         self.q_net = self.build_q_net(algo, variant, info)
         self.mixer = build_mixer(algo, info)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
