@@ -47,31 +47,7 @@ def run(
         return plan.previous
     if cfg["trainer"]["torch_threads"] > 0:
         torch.set_num_threads(cfg["trainer"]["torch_threads"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg)
-    done = [] if extends_budget(plan) else plan.stages_done
-    if extends_budget(plan):
-        (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
-    version = source_version()
-    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
-        version = {"resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]]}
-    update_results(
-        run_dir,
-        fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
-        status="running",
-        reason=None,
-        algo=run_label(cfg),
-        env=cfg["env"]["name"],
-        env_family=cfg["env"]["family"],
-        seed=cfg["seed"],
-        stage=stage,
-        stages_done=done,
-        **version,
-    )
-    if plan.checkpoint is not None and "1" not in done:
-        steps = plan.checkpoint_env_steps
-        print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
-        update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
+    done = open_run_folder(cfg, run_dir, plan, stage)
     stage1 = stage in ("1", "all") and "1" not in done
     stage2 = (stage == "2" or (stage == "all" and distills)) and "2" not in done
     run_logger = None
@@ -103,6 +79,37 @@ def run(
         run_logger.summarize(results)
     _finish(run_logger, exit_code=0)
     return results
+
+
+def open_run_folder(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan, stage: str) -> list[str]:
+    """Write the config snapshot and mark the run `running` in results.json (what runs, the code's
+    commit, where a resume continues from); returns the stages already done."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, cfg)
+    done = [] if extends_budget(plan) else plan.stages_done
+    if extends_budget(plan):
+        (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
+    version = source_version()
+    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
+        version = {"resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]]}
+    update_results(
+        run_dir,
+        fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
+        status="running",
+        reason=None,
+        algo=run_label(cfg),
+        env=cfg["env"]["name"],
+        env_family=cfg["env"]["family"],
+        seed=cfg["seed"],
+        stage=stage,
+        stages_done=done,
+        **version,
+    )
+    if plan.checkpoint is not None and "1" not in done:
+        steps = plan.checkpoint_env_steps
+        print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
+        update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
+    return done
 
 
 def _finish(run_logger: RunLogger | None, exit_code: int) -> None:
