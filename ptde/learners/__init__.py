@@ -1,7 +1,7 @@
 """Stage-1 learners and the one place that picks one from a config (`algo.learner`, `LEARNERS`).
 
 Every stage-1 learner is a LightningModule with the same small surface, so the env-interaction
-callback, the pipeline, stage 2 and evaluation never branch on the algorithm:
+callback, the experiment stages (`ptde.experiment`) and evaluation never branch on the algorithm:
 
 - `counters` (RunCounters), `pending_metrics`, `pop_metrics()`, `from_checkpoint(path)`: shared
   by subclassing `ptde.learners.base.StageOneLearner`;
