@@ -30,8 +30,8 @@ from ptde.envs.smax import SMAXEnv
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes
+from ptde.rollout.steps import collect_steps
 from ptde.runtime import to_container
-from ptde.step_rollout import collect_steps
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
 PARTS = ["throughput", "collection", "replay"]  # what `--parts` may name; all by default

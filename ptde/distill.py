@@ -19,19 +19,19 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
+from ptde.experiment.resume import plan_resume
+from ptde.experiment.run_folder import holds_a_run, update_results
+from ptde.experiment.runner import run
 from ptde.learners import load_learner
-from ptde.results import holds_a_run, update_results
-from ptde.resume import plan_resume
 from ptde.runtime import ConfigError, resolve_checkpoint, run_dir_of, to_container
-from ptde.train import run
 
 register_configs()
 register_entry_configs()
 
 
-def stage2_config(entry: dict, teacher_ckpt: Path) -> dict:
+def stage2_config(entry: dict, teacher_ckpt: Path, teacher_cfg: dict) -> dict:
     """The teacher's own config with this command's seed, test episodes and distill settings."""
-    cfg = json.loads(json.dumps(load_learner(teacher_ckpt).hparams["cfg"]))
+    cfg = json.loads(json.dumps(teacher_cfg))
     cfg["variant"]["distill"] = entry["distill"]
     cfg["seed"] = entry["seed"]
     cfg["trainer"]["test_episodes"] = entry["test_episodes"]
@@ -49,7 +49,8 @@ def main(cfg: DictConfig) -> None:
     existed = holds_a_run(run_dir)
     try:
         teacher_ckpt = resolve_checkpoint(entry["teacher"])
-        stage_cfg = stage2_config(entry, teacher_ckpt)
+        teacher = load_learner(teacher_ckpt)  # the one read of the teacher checkpoint
+        stage_cfg = stage2_config(entry, teacher_ckpt, teacher.hparams["cfg"])
         plan = plan_resume(stage_cfg, run_dir, [])  # the same command again: continue (or keep) this run
         teacher_results = run_dir_of(teacher_ckpt) / "results.json"
         if teacher_results.exists() and not plan.resuming:
@@ -57,7 +58,7 @@ def main(cfg: DictConfig) -> None:
             keep = {k: v for k, v in stage1.items() if k.startswith("test/") or k in ("env_steps", "episodes")}
             run_dir.mkdir(parents=True, exist_ok=True)
             update_results(run_dir, **keep)
-        results = run(stage_cfg, run_dir, plan)
+        results = run(stage_cfg, run_dir, plan, teacher)
     except ConfigError as exc:
         if not existed:  # nothing of a run was there before this command: leave no half-written folder
             shutil.rmtree(run_dir, ignore_errors=True)

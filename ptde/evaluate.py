@@ -17,14 +17,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from ptde.callbacks.env_interaction import test_policy
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
 from ptde.envs import make_env
+from ptde.experiment.evaluation import load_decentralized
+from ptde.experiment.run_folder import write_json_atomic
 from ptde.learners import load_learner
-from ptde.pipeline import load_decentralized
-from ptde.results import write_json_atomic
-from ptde.rollout import Actor
+from ptde.rollout import Actor, test_policy
 from ptde.runtime import (
     ConfigError,
     ConfigView,
@@ -70,7 +69,7 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
 
 def render_episode(checkpoint: str | Path, mode: str, seed: int, path: Path | None, fps: int) -> dict[str, Any]:
     """Play one greedy episode in one environment and save it as a GIF."""
-    from ptde.render import record_episode, write_gif
+    from ptde.report.render import record_episode, write_gif
 
     ckpt = resolve_checkpoint(checkpoint)
     policy, learner = load_policy(ckpt, mode)

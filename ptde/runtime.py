@@ -10,10 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ptde.envs import make_env
 from ptde.envs.base import EnvInfo, MultiAgentEnv
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem; the message names the bad value and valid choices."""
+from ptde.errors import ConfigError  # raised and caught as ptde.runtime.ConfigError too
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -133,4 +130,5 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def run_dir_of(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to (`<run>/checkpoints/x.ckpt`, or a .ckpt moved beside it)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent

@@ -16,117 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
-import yaml
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs
-from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
-from ptde.logging import RunLogger
-from ptde.pipeline import open_run_logger, run_stage2, train_stage1
-from ptde.preemption import Preempted
-from ptde.results import holds_a_run, source_version, update_results
-from ptde.resume import ResumePlan, plan_resume, resume_argv
-from ptde.runtime import ConfigError, run_label, to_container, validate
+from ptde.experiment.preemption import Preempted
+from ptde.experiment.resume import plan_resume, resume_argv
+from ptde.experiment.run_folder import holds_a_run
+from ptde.experiment.runner import run
+from ptde.runtime import ConfigError, to_container
+
+__all__ = ["main", "run"]  # `run`: the experiment runner, importable from the entry point as before
 
 register_configs()
-
-STAGE2_STOP = "stopped by SIGTERM during stage 2 (stage 2 runs again from the stage-1 checkpoint on resume)"
-
-
-def run(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan | None = None) -> dict[str, Any]:
-    """Run the stages the config asks for in `run_dir`; results.json is updated after each.
-
-    `plan` (from `ptde.resume.plan_resume`) continues a killed run: stage 1 from its checkpoint,
-    a stage already in `stages_done` is skipped, and a finished run is returned as it is.
-    """
-    plan = plan or ResumePlan(cfg)
-    cfg = plan.cfg
-    validate(cfg)
-    stage = str(cfg["stage"])
-    distills = cfg["variant"]["name"] != "none"
-    if stage == "2" and not cfg["teacher"]:
-        raise ConfigError("stage=2 needs teacher=<run folder or checkpoint of a finished stage-1 run>")
-    if stage == "2" and not distills:
-        raise ConfigError(
-            f"stage=2 distills a GIU/GIP teacher, but {cfg['teacher']} has variant=none: it has no global-"
-            "information module to distill; train a teacher with variant=gip (algo=qmix_gip) or variant=giu"
-        )
-    if plan.finished and not extends_budget(plan):
-        print(f"ptde.train: {run_dir} has already finished; nothing to resume", file=sys.stderr)
-        return plan.previous
-    if cfg["trainer"]["torch_threads"] > 0:
-        torch.set_num_threads(cfg["trainer"]["torch_threads"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    done = [] if extends_budget(plan) else plan.stages_done
-    if extends_budget(plan):
-        (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
-    version = source_version()
-    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
-        version = {"resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]]}
-    update_results(
-        run_dir,
-        fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder
-        status="running",
-        reason=None,
-        algo=run_label(cfg),
-        env=cfg["env"]["name"],
-        env_family=cfg["env"]["family"],
-        seed=cfg["seed"],
-        stage=stage,
-        stages_done=done,
-        **version,
-    )
-    if plan.checkpoint is not None and "1" not in done:
-        steps = plan.checkpoint_env_steps
-        print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
-        update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
-    stage1 = stage in ("1", "all") and "1" not in done
-    stage2 = (stage == "2" or (stage == "all" and distills)) and "2" not in done
-    run_logger = None
-    try:
-        if stage1 or stage2:  # one logger (one wandb run) for both stages
-            resume_step = plan.checkpoint_env_steps if plan.checkpoint is not None and stage1 else None
-            run_logger = open_run_logger(cfg, run_dir, stage1, resume_step, plan.previous.get("wandb_run_id"))
-        if stage1:
-            update_results(run_dir, **train_stage1(cfg, run_dir, run_logger, plan.checkpoint))
-            done.append("1")
-            update_results(run_dir, stages_done=done)
-        if stage2:
-            teacher = cfg["teacher"] if stage == "2" else run_dir
-            update_results(run_dir, **run_stage2(cfg, run_dir, teacher, run_logger))
-            done.append("2")
-            update_results(run_dir, stages_done=done)
-    except (Preempted, SIGTERMException) as exc:
-        # outside stage-1 training Lightning's own SIGTERM handler stops the distillation trainer
-        stop = exc if isinstance(exc, Preempted) else Preempted(STAGE2_STOP)
-        update_results(run_dir, status="preempted", reason=str(stop))
-        _finish(run_logger, exit_code=143)
-        raise stop from None
-    except BaseException as exc:
-        update_results(run_dir, status="failed", reason=f"{type(exc).__name__}: {exc}")
-        _finish(run_logger, exit_code=1)
-        raise
-    results = update_results(run_dir, status="finished")
-    if run_logger is not None:
-        run_logger.summarize(results)
-    _finish(run_logger, exit_code=0)
-    return results
-
-
-def _finish(run_logger: RunLogger | None, exit_code: int) -> None:
-    if run_logger is not None:
-        run_logger.finish(exit_code)
-
-
-def extends_budget(plan: ResumePlan) -> bool:
-    """A finished run resumed with a larger trainer.max_env_steps trains on (and re-distills)."""
-    before = plan.previous.get("env_steps")
-    return plan.finished and before is not None and plan.cfg["trainer"]["max_env_steps"] > before
 
 
 def summary(results: dict[str, Any]) -> str:

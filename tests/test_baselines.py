@@ -11,12 +11,12 @@ from conftest import compose_cfg, learner_and_real_batch, run_module
 from test_ptde import ScrambledStateEnv
 
 from ptde.envs.base import EnvInfo
+from ptde.experiment.evaluation import load_decentralized
 from ptde.learners import build_learner
 from ptde.nn.copa import COPAQNetwork
 from ptde.nn.csrl import CommanderModule, build_csrl_network
 from ptde.nn.ctds import CTDSQNetwork, CTDSStudentActor
 from ptde.nn.policy import build_agent_inputs
-from ptde.pipeline import load_decentralized
 from ptde.rollout import run_episodes
 from ptde.runtime import ConfigError, build_envs
 

@@ -12,8 +12,8 @@ from ptde.learners.mappo import MAPPOLearner, clipped_value_loss, normalise_adva
 from ptde.nn.agents import FeedForwardAgent
 from ptde.nn.critics import ValueNorm
 from ptde.nn.policy import sample_from_policy
+from ptde.rollout.steps import collect_steps
 from ptde.runtime import build_envs
-from ptde.step_rollout import collect_steps
 
 
 def test_ppo_clipped_surrogate_on_a_known_batch():
@@ -291,7 +291,7 @@ def test_mappo_learns_smax_3m(tmp_path):
     r = json.loads((run_dir / "results.json").read_text())
     cfg = compose_cfg("algo=mappo", "env=smac/3m")
     _, test_env, info = build_envs(cfg, seed=123)
-    from ptde.callbacks.env_interaction import test_policy
+    from ptde.rollout import test_policy
 
     class Uniform:
         uses_state = False

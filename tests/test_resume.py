@@ -22,7 +22,7 @@ import yaml
 from conftest import REPO, compose_cfg, run_module
 
 from ptde.callbacks.env_interaction import linear_epsilon
-from ptde.resume import (
+from ptde.experiment.resume import (
     ResumePlan,
     config_differences,
     find_unfinished_run,
@@ -318,7 +318,7 @@ def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_fro
 
 def test_preemption_hands_over_to_the_handler_that_was_there_before(monkeypatch):
     """Under submitit the previous SIGUSR2 handler requeues the job and exits."""
-    from ptde.preemption import Preempted, PreemptionHandler
+    from ptde.experiment.preemption import Preempted, PreemptionHandler
 
     calls = []
 

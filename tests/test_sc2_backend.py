@@ -112,8 +112,7 @@ def test_a_hung_game_is_restarted_after_the_step_timeout():
 
 
 def test_dropped_episodes_are_counted_and_neither_learned_from_nor_tested(tmp_path):
-    from ptde.callbacks.env_interaction import test_policy
-    from ptde.rollout import run_episodes
+    from ptde.rollout import run_episodes, test_policy
 
     class RandomPolicy:
         uses_state = False

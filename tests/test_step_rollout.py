@@ -10,7 +10,7 @@ from ptde.config import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv, episode_chain_keys
 from ptde.learners.mappo import MAPPOLearner
 from ptde.rollout import run_episodes
-from ptde.step_rollout import collect_steps
+from ptde.rollout.steps import collect_steps
 
 B, STEPS = 4, 45
 

@@ -72,7 +72,7 @@ def test_grf_episode_renders_as_a_pitch_plot(tmp_path: Path):
     import torch
 
     from ptde.envs.football import GRFEnv, grf_config
-    from ptde.render import record_episode, write_gif
+    from ptde.report.render import record_episode, write_gif
 
     class Idle:  # every agent idles (action 0): the AI teammates and opponents still move
         uses_state = False

@@ -79,7 +79,7 @@ def test_seed_sweep_with_the_joblib_launcher_writes_one_folder_per_run(tmp_path)
 
 
 def test_results_json_merges_stages_and_drops_stale_keys(tmp_path):
-    from ptde.results import update_results
+    from ptde.experiment.run_folder import update_results
 
     update_results(tmp_path, status="failed", reason="SIGTERM", **{"test/win_rate": 0.5})
     r = update_results(tmp_path, status="finished", reason=None, **{"eval/prr": 0.9})

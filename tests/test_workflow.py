@@ -16,7 +16,7 @@ import yaml
 from conftest import compose_cfg, run_module
 
 from ptde.cli import hydra_argv
-from ptde.logging import wandb_group, wandb_job_type, wandb_tags
+from ptde.loggers.wandb_run import wandb_group, wandb_job_type, wandb_tags
 from ptde.report.build import build_report
 from ptde.report.runs import load_source
 from ptde.report.wandb_offline import read_offline_run

@@ -1,7 +1,7 @@
 """Environment interaction for on-policy stage-1 training, as marlbenchmark/on-policy's runner does it.
 
 Before every update: `algo.rollout_steps` steps of each of the B auto-reset training envs
-(`ptde.step_rollout`), continuing the episodes and the policy state of the previous rollout, into
+(`ptde.rollout.steps`), continuing the episodes and the policy state of the previous rollout, into
 the rollout store. Tests, logging, the env-step budget and checkpoints are the episode callback's.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 
 from ptde.callbacks.env_interaction import EnvInteractionCallback
-from ptde.step_rollout import RolloutCarry, collect_steps
+from ptde.rollout.steps import RolloutCarry, collect_steps
 
 
 class StepInteractionCallback(EnvInteractionCallback):

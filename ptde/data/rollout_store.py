@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ptde.step_rollout import StepRollout
+from ptde.rollout.steps import StepRollout
 
 
 class RolloutStore:

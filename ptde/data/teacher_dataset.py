@@ -15,6 +15,7 @@ import lightning as L
 import torch
 
 from ptde.envs.base import MultiAgentEnv
+from ptde.experiment.run_folder import atomic_write
 from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
 from ptde.rollout import run_episodes
 
@@ -31,9 +32,8 @@ class TeacherDataset:
         return self.inputs.shape[0]
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"inputs": self.inputs, "mu": self.mu, "episodes": torch.tensor(self.episodes)}, tmp)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            torch.save({"inputs": self.inputs, "mu": self.mu, "episodes": torch.tensor(self.episodes)}, tmp)
 
     @classmethod
     def load(cls, path: Path) -> TeacherDataset:

@@ -1,15 +1,42 @@
-"""Environment adapters behind one batched protocol (`ptde.envs.base`)."""
+"""Environment adapters behind one batched protocol (`ptde.envs.base`), chosen from `ENVS`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ptde.envs.base import EnvInfo, MultiAgentEnv, Step
+from ptde.registry import choose
 
 __all__ = ["EnvInfo", "MultiAgentEnv", "Step", "make_env"]
 
 
-FAMILIES = ("smac", "grf", "ltr")
+def _smax(cfg: Any, batch_size: int, seed: int, split: str, auto_reset: bool) -> MultiAgentEnv:
+    from ptde.envs.smax import SMAXEnv
+
+    return SMAXEnv(cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
+
+
+def _sc2(cfg: Any, batch_size: int, seed: int, split: str, auto_reset: bool) -> MultiAgentEnv:
+    from ptde.envs.sc2 import SC2Env  # real StarCraft II through SMAC, when installed
+
+    return SC2Env(cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
+
+
+def _grf(cfg: Any, batch_size: int, seed: int, split: str, auto_reset: bool) -> MultiAgentEnv:
+    from ptde.envs.football import GRFEnv
+
+    return GRFEnv(cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
+
+
+def _ltr(cfg: Any, batch_size: int, seed: int, split: str, auto_reset: bool) -> MultiAgentEnv:
+    from ptde.envs.ranking import RankingEnv
+
+    return RankingEnv(cfg, batch_size=batch_size, seed=seed, split=split, auto_reset=auto_reset)
+
+
+# `env.family` (SMAC: `smac/<env.backend>`) -> builder(cfg, batch_size, seed, split, auto_reset); each
+# imports its adapter when chosen (JAX, the football engine, SMAC)
+ENVS = {"smac/smax": _smax, "smac/sc2": _sc2, "grf": _grf, "ltr": _ltr}
 
 
 def make_env(
@@ -23,20 +50,5 @@ def make_env(
     """
     family = env_cfg.family
     if family == "smac":
-        backend = getattr(env_cfg.backend, "value", env_cfg.backend)
-        if backend == "smax":
-            from ptde.envs.smax import SMAXEnv
-
-            return SMAXEnv(env_cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
-        from ptde.envs.sc2 import SC2Env  # real StarCraft II through SMAC, when installed
-
-        return SC2Env(env_cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
-    if family == "grf":
-        from ptde.envs.football import GRFEnv
-
-        return GRFEnv(env_cfg, batch_size=batch_size, seed=seed, auto_reset=auto_reset)
-    if family == "ltr":
-        from ptde.envs.ranking import RankingEnv
-
-        return RankingEnv(env_cfg, batch_size=batch_size, seed=seed, split=split, auto_reset=auto_reset)
-    raise ValueError(f"unknown env family {family!r}; valid families: {', '.join(FAMILIES)}")
+        family = f"smac/{getattr(env_cfg.backend, 'value', env_cfg.backend)}"
+    return choose(ENVS, family, "env.family")(env_cfg, batch_size, seed, split, auto_reset)

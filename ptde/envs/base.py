@@ -13,18 +13,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ptde.envs.info import EnvAdapter, EnvInfo
 
-@dataclass(frozen=True)
-class EnvInfo:
-    """Static dimensions of an environment; everything a network needs to be built."""
-
-    n_agents: int
-    obs_dim: int
-    state_dim: int
-    n_actions: int
-    episode_limit: int
-    # The name of the scalar that decides success in reports ("win_rate", "score", "ndcg@10").
-    success_metric: str = "win_rate"
+__all__ = ["BattleFrame", "EnvAdapter", "EnvInfo", "MultiAgentEnv", "PitchFrame", "Step"]
 
 
 @dataclass
@@ -56,7 +47,7 @@ class Step:
 
 @dataclass
 class BattleFrame:
-    """What one SMAX battle looks like at one step, for `ptde.render` (allies first, then enemies)."""
+    """What one SMAX battle looks like at one step, for `ptde.report.render` (allies first, then enemies)."""
 
     t: int
     positions: np.ndarray  # [n_units, 2] map coordinates
@@ -91,7 +82,7 @@ class MultiAgentEnv(Protocol):
     ends in `step` starts its next episode at once: the returned obs/state/avail are the new
     episode's first, reward/terminated/truncated/won/info describe the transition that ended the
     old one, and `final_obs`/`final_state` hold where it ended. Nothing is frozen, so every step
-    of every env is a real transition (on-policy step-based collection, `ptde.step_rollout`).
+    of every env is a real transition (on-policy step-based collection, `ptde.rollout.steps`).
     """
 
     batch_size: int

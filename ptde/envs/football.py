@@ -59,10 +59,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import MISSING
 
+from ptde.envs.info import EnvAdapter
+
 if TYPE_CHECKING:
     import torch
 
-    from ptde.envs.base import EnvInfo, PitchFrame, Step
+    from ptde.envs.base import PitchFrame, Step
 
 # torch and ptde.envs.base (which imports torch) are imported inside the main-side functions: the
 # worker processes load this module without them (see _WORKER_BOOT), which saves each worker
@@ -397,7 +399,7 @@ class _Worker:
         self.kill()
 
 
-class GRFEnv:
+class GRFEnv(EnvAdapter):
     """B GRF academy episodes in B worker processes; see the module docstring."""
 
     def __init__(self, cfg: Any, batch_size: int, seed: int = 0, auto_reset: bool = False) -> None:
@@ -435,18 +437,6 @@ class GRFEnv:
         self._workers[b].kill()
         self.restarts += 1
         self._workers[b] = self._start(int(np.random.SeedSequence([self._seed, b, self.restarts]).generate_state(1)[0]))
-
-    def get_env_info(self) -> EnvInfo:
-        from ptde.envs.base import EnvInfo
-
-        return EnvInfo(
-            n_agents=self.n_agents,
-            obs_dim=self.obs_dim,
-            state_dim=self.state_dim,
-            n_actions=self.n_actions,
-            episode_limit=self.episode_limit,
-            success_metric="win_rate",
-        )
 
     @property
     def active_players(self) -> torch.Tensor:

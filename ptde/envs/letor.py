@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ptde.experiment.run_folder import atomic_write
+
 MAX_RELEVANCE = 4
 CACHE_VERSION = 1
 _CHUNK_LINES = 20_000
@@ -463,10 +465,8 @@ def write_synthetic_letor(
     fmt = " ".join(f"{j + 1}:%.6g" for j in range(n_features))
     doc_in_query = np.arange(qidx.size) - np.repeat(np.cumsum(counts) - counts, counts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_write(path, unique=True) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for i in range(qidx.size):
             q = int(qidx[i]) + 1
             fh.write(f"{grades[i]} qid:{q} {fmt % tuple(x[i])} # docid = synth-{q}-{doc_in_query[i]}\n")
-    os.replace(tmp, path)
     return path

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ptde.envs.base import EnvInfo, Step
+from ptde.envs.base import EnvAdapter, Step
 from ptde.envs.letor import (
     FeatureNormalizer,
     QuerySet,
@@ -181,7 +181,7 @@ def prepare_ltr_data(cfg: Any) -> LTRData:
 
 
 # --------------------------------------------------------------------------- environment
-class RankingEnv:
+class RankingEnv(EnvAdapter):
     """B ranking episodes (one query each) stepped together; see the module docstring."""
 
     def __init__(
@@ -210,6 +210,8 @@ class RankingEnv:
         self.obs_dim = 2 * self.n_features
         self.state_dim = self.n_features * (1 + self.n_agents)
         self.k = int(cfg.k)
+        self.episode_limit = 1
+        self.success_metric = f"ndcg@{self.k}"
         self.sweep_batches = -(-self.n_queries // batch_size)  # test resets per full sweep
         self._seed = seed
         self._rng = np.random.default_rng(seed)
@@ -218,16 +220,6 @@ class RankingEnv:
         self._index: torch.Tensor | None = None
         self._last: Step | None = None
         self._done = False
-
-    def get_env_info(self) -> EnvInfo:
-        return EnvInfo(
-            n_agents=self.n_agents,
-            obs_dim=self.obs_dim,
-            state_dim=self.state_dim,
-            n_actions=self.n_actions,
-            episode_limit=1,
-            success_metric=f"ndcg@{self.k}",
-        )
 
     def _next_queries(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Query indices [B] of the next batch and whether each is a real (not padding) entry."""
@@ -321,6 +313,21 @@ class RankingEnv:
         if self._index is None:
             raise RuntimeError("call reset() first")
         return self._relevance[self._index]
+
+    def reference_metrics(self, seed: int) -> dict[str, float]:
+        """NDCG of random scores and of LightGBM's LambdaMART on the same test split, so a ranking
+        run's table shows where the MARL rankers stand (LambdaMART needs the `ltr` extra)."""
+        from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
+
+        data = prepare_ltr_data(self.cfg)
+        out = {f"reference/random/{k}": v for k, v in random_baseline(data.test.relevance, seed=seed).items()}
+        try:
+            out |= {
+                f"reference/lambdamart/{k}": v for k, v in lambdamart_baseline(data.train, data.test, seed=seed).items()
+            }
+        except ImportError:
+            pass  # lightgbm not installed: the random reference alone
+        return out
 
     def close(self) -> None:
         self._last = None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptde.envs.base import EnvInfo, Step
+from ptde.envs.base import EnvAdapter, EnvInfo, Step
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def smac_env_factory() -> Callable[..., Any]:
     return StarCraft2Env
 
 
-class SC2Env:
+class SC2Env(EnvAdapter):
     def __init__(
         self,
         cfg: Any,

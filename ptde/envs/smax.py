@@ -29,7 +29,7 @@ from jaxmarl.environments.smax import HeuristicEnemySMAX, Scenario, map_name_to_
 from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
 from ptde.config import SMACEnvConfig
-from ptde.envs.base import BattleFrame, EnvInfo, Step
+from ptde.envs.base import BattleFrame, EnvAdapter, Step
 
 # Compiling a SMAX step takes seconds; keep compiled programs on disk across runs and tests.
 jax.config.update(
@@ -72,7 +72,7 @@ def _advance_chain(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     return key, jax.random.split(sub, 1)[0]
 
 
-class SMAXEnv:
+class SMAXEnv(EnvAdapter):
     """B SMAX battles stepped together; see the module docstring for the SMAC-faithful parts."""
 
     def __init__(self, cfg: SMACEnvConfig, batch_size: int, seed: int = 0, auto_reset: bool = False) -> None:
@@ -92,6 +92,7 @@ class SMAXEnv:
         self.n_enemies = env.num_enemies
         self.n_actions = env.num_ally_actions
         self.map_name = cfg.name
+        self.episode_limit = cfg.episode_limit
         types_present = np.unique(np.asarray(scenario.unit_types))
         self._type_index = jnp.asarray(np.searchsorted(types_present, np.arange(6)).clip(0, len(types_present) - 1))
         self._n_type_bits = len(types_present) if len(types_present) > 1 else 0
@@ -200,16 +201,6 @@ class SMAXEnv:
         )
 
     # ------------------------------------------------------------------ torch side (batch)
-    def get_env_info(self) -> EnvInfo:
-        return EnvInfo(
-            n_agents=self.n_agents,
-            obs_dim=self.obs_dim,
-            state_dim=self.state_dim,
-            n_actions=self.n_actions,
-            episode_limit=self.cfg.episode_limit,
-            success_metric="win_rate",
-        )
-
     def _split(self) -> jax.Array:
         self._key, sub = jax.random.split(self._key)
         return jax.random.split(sub, self.batch_size)

@@ -1,7 +1,7 @@
-"""Stage-1 learners and the one place that picks one from a config (`algo.learner`).
+"""Stage-1 learners and the one place that picks one from a config (`algo.learner`, `LEARNERS`).
 
 Every stage-1 learner is a LightningModule with the same small surface, so the env-interaction
-callback, the pipeline, stage 2 and evaluation never branch on the algorithm:
+callback, the experiment stages (`ptde.experiment`) and evaluation never branch on the algorithm:
 
 - `counters` (RunCounters), `pending_metrics`, `pop_metrics()`, `from_checkpoint(path)`: shared
   by subclassing `ptde.learners.base.StageOneLearner`;
@@ -9,7 +9,11 @@ callback, the pipeline, stage 2 and evaluation never branch on the algorithm:
   and optionally `select_actions(out, avail, epsilon, generator)` (default: ε-greedy on `out`);
 - `build_data(cfg, info, seed) -> (buffer, datamodule)`: where its training batches come from;
 - `global_info` (the GIU/GIP module or None) and `decentralized_policy(student, noise_var)`,
-  which stage 2 uses to build the `*_KD` actor.
+  which stage 2 uses to build the `*_KD` actor; `own_student()`: the decentralized policy a
+  learner trains during stage 1 itself (CTDS), else None.
+
+`act`, `uses_state`, `global_info` and `decentralized_policy` are the base's, over the learner's
+`acting_net`; a learner class is chosen from `LEARNERS` by `algo.learner`.
 """
 
 from __future__ import annotations
@@ -19,24 +23,17 @@ from typing import Any
 
 import lightning as L
 
+from ptde.registry import choose
 from ptde.runtime import ConfigError, load_checkpoint
 
-
-def learner_registry() -> dict[str, type[L.LightningModule]]:
-    """`algo.learner` value -> LightningModule class (imported lazily: modules import each other)."""
-    from ptde.learners.copa import COPALearner
-    from ptde.learners.csrl import CSRLLearner
-    from ptde.learners.ctds import CTDSLearner
-    from ptde.learners.mappo import MAPPOLearner
-    from ptde.learners.value_decomposition import ValueDecompositionLearner
-
-    return {
-        "value_decomposition": ValueDecompositionLearner,
-        "mappo": MAPPOLearner,
-        "ctds": CTDSLearner,
-        "copa": COPALearner,
-        "csrl": CSRLLearner,
-    }
+# `algo.learner` value -> LightningModule class (imported when chosen: the modules import each other)
+LEARNERS = {
+    "value_decomposition": "ptde.learners.value_decomposition:ValueDecompositionLearner",
+    "mappo": "ptde.learners.mappo:MAPPOLearner",
+    "ctds": "ptde.learners.ctds:CTDSLearner",
+    "copa": "ptde.learners.copa:COPALearner",
+    "csrl": "ptde.learners.csrl:CSRLLearner",
+}
 
 
 def require_no_variant(variant: dict[str, Any], algo: str) -> None:
@@ -47,11 +44,7 @@ def require_no_variant(variant: dict[str, Any], algo: str) -> None:
 
 
 def learner_class(cfg: dict[str, Any]) -> type[L.LightningModule]:
-    registry = learner_registry()
-    name = str(cfg["algo"]["learner"])
-    if name not in registry:
-        raise ConfigError(f"algo.learner={name!r} is not a learner; valid choices: {', '.join(sorted(registry))}")
-    return registry[name]
+    return choose(LEARNERS, str(cfg["algo"]["learner"]), "algo.learner")
 
 
 def build_learner(cfg: dict[str, Any], env_info: dict[str, Any]) -> L.LightningModule:
@@ -60,5 +53,5 @@ def build_learner(cfg: dict[str, Any], env_info: dict[str, Any]) -> L.LightningM
 
 def load_learner(path: str | Path) -> L.LightningModule:
     """Rebuild any stage-1 learner from a run folder or .ckpt (its config travels inside)."""
-    ckpt = load_checkpoint(path)
-    return learner_class(ckpt["hyper_parameters"]["cfg"]).from_checkpoint(path)
+    ckpt = load_checkpoint(path)  # read once: the class and its weights come from the same dict
+    return learner_class(ckpt["hyper_parameters"]["cfg"]).from_checkpoint_dict(ckpt)

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
+from ptde.envs.base import EnvInfo
+from ptde.nn.policy import DecentralizedQNetwork
 from ptde.runtime import load_checkpoint
 
 
@@ -33,15 +36,64 @@ class RunCounters:
 class StageOneLearner(L.LightningModule):
     """A LightningModule with the surface `ptde.learners` documents (subclasses add the networks)."""
 
-    # False: trains from whole episodes (`ptde.rollout`, replay); True: from step-based rollouts of
-    # auto-reset envs (`ptde.step_rollout`), collected by `StepInteractionCallback`
+    # False: trains from whole episodes (`ptde.rollout.episodes`, replay); True: from step-based rollouts of
+    # auto-reset envs (`ptde.rollout.steps`), collected by `StepInteractionCallback`
     collects_steps: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
+        """`cfg` is the run's resolved config as plain containers; it travels in checkpoints with
+        `env_info` (`save_hyperparameters`), which is all `from_checkpoint` needs to rebuild."""
         super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False  # each learner steps its own optimisers
         self.counters = RunCounters()
         self.pending_metrics: dict[str, list[float]] = {}
+        self.algo = cfg["algo"]
+        self.info = EnvInfo(**env_info)
 
+    # ------------------------------------------------------------------ acting and PTDE stage 2
+    # the `*_KD` actor: the acting network's agent body with the student in place of GIU/GIP
+    decentralized_class: type[DecentralizedQNetwork] = DecentralizedQNetwork
+
+    @property
+    def acting_net(self) -> torch.nn.Module:
+        """The network that acts (agent body plus the variant's GIU/GIP); subclasses name theirs.
+        Its `forward(inputs, state, hidden, **acting_options())` returns (out, hidden, extras)."""
+        raise NotImplementedError
+
+    def acting_options(self) -> dict[str, Any]:
+        """Keyword arguments of the acting network's forward when acting (none by default)."""
+        return {}
+
+    @property
+    def global_info(self) -> torch.nn.Module | None:
+        """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
+        return getattr(self.acting_net, "global_info", None)
+
+    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> torch.nn.Module:
+        """`*_KD` execution: this learner's agent network with the student in place of GIU/GIP."""
+        return self.decentralized_class(self.acting_net.agent, student, noise_var).eval()
+
+    def own_student(self) -> torch.nn.Module | None:
+        """The decentralized policy a learner trains during stage 1 itself (CTDS), which plays the PRR
+        comparison at the end of stage 1 and is the run's `*_KD` policy without a stage 2; None
+        (the default): the student comes from stage 2."""
+        return None
+
+    @property
+    def uses_state(self) -> bool:
+        """GIU/GIP agents read the global state when acting (centralized execution)."""
+        return self.acting_net.uses_state
+
+    @torch.no_grad()
+    def act(
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> out [B, 1, n, A], hidden."""
+        out, hidden, _ = self.acting_net(inputs, state, hidden, **self.acting_options())
+        return out, hidden
+
+    # ------------------------------------------------------------------ training metrics
     def record(self, stats: dict[str, float]) -> None:
         """Queue training statistics; `pop_metrics` averages them at the next log row."""
         for k, v in stats.items():
@@ -56,7 +108,11 @@ class StageOneLearner(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> StageOneLearner:
         """Rebuild from a run folder or .ckpt; the config stored in the checkpoint is all it needs."""
-        ckpt = load_checkpoint(path)
+        return cls.from_checkpoint_dict(load_checkpoint(path))
+
+    @classmethod
+    def from_checkpoint_dict(cls, ckpt: dict[str, Any]) -> StageOneLearner:
+        """Rebuild from a checkpoint already read (`ptde.runtime.load_checkpoint`)."""
         hp = ckpt["hyper_parameters"]
         learner = cls(hp["cfg"], hp["env_info"])
         learner.load_state_dict(ckpt["state_dict"])

@@ -25,8 +25,6 @@ from ptde.nn.ctds import CTDSQNetwork, CTDSStudentActor, distillation_sum
 
 
 class CTDSLearner(ValueDecompositionLearner):
-    trains_student = True  # stage 1 already yields a decentralized policy: evaluated with its teacher
-
     @staticmethod
     def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> CTDSQNetwork:
         require_no_variant(variant, "ctds")
@@ -45,3 +43,7 @@ class CTDSLearner(ValueDecompositionLearner):
     def decentralized_policy(self, student: torch.nn.Module | None = None, noise_var: float = 0.0) -> CTDSStudentActor:
         """CTDS's student, trained during stage 1; there is nothing for stage 2 to pass in."""
         return CTDSStudentActor(self.q_net.student).eval()
+
+    def own_student(self) -> CTDSStudentActor:
+        """Stage 1 already yields the decentralized policy: it is evaluated with its teacher."""
+        return self.decentralized_policy()

@@ -28,7 +28,6 @@ class DistillationModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg = distill_cfg
         self.student = StudentModule(input_dim, distill_cfg["student_hidden_dim"], z_dim)
-        self.history: list[dict[str, float]] = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.student.parameters(), lr=self.cfg["lr"])

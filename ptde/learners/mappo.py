@@ -8,7 +8,7 @@ LayerNorm on its inputs, orthogonal init (policy head gain 0.01), and either the
 concatenated to the actor's features (paper Figure 3b), so stage 2 distills it unchanged. The
 critic is a centralized value of the global state of the same kind (`ptde.nn.critics`).
 
-Data: step-based collection (`ptde.step_rollout`, `StepInteractionCallback`): before every update,
+Data: step-based collection (`ptde.rollout.steps`, `StepInteractionCallback`): before every update,
 `rollout_steps` steps of each of the B auto-reset envs with actions sampled from π; episodes and
 the actor's state run on from one rollout into the next. `training_step` runs one PPO update:
 
@@ -120,14 +120,8 @@ class MAPPOLearner(StageOneLearner):
     collects_steps = True
 
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
-        """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
-        super().__init__()
-        self.save_hyperparameters()
-        self.automatic_optimization = False
-        algo, variant = cfg["algo"], cfg["variant"]
-        self.algo = algo
-        info = EnvInfo(**env_info)
-        self.info = info
+        super().__init__(cfg, env_info)
+        algo, variant, info = self.algo, cfg["variant"], self.info
         input_dim = info.obs_dim + info.n_actions + info.n_agents
         global_info = build_global_info(variant, info, input_dim=input_dim)
         agent = build_agent(
@@ -171,31 +165,21 @@ class MAPPOLearner(StageOneLearner):
         store = RolloutStore()
         return store, ReplayDataModule(store, 1, seed=seed)
 
-    # ------------------------------------------------------------------ PTDE stage 2
-    @property
-    def global_info(self) -> torch.nn.Module | None:
-        return self.actor.global_info
+    # ------------------------------------------------------------------ acting (`StageOneLearner`)
+    decentralized_class = DecentralizedActor
 
-    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> DecentralizedActor:
-        return DecentralizedActor(self.actor.agent, student, noise_var).eval()
-
-    # ------------------------------------------------------------------ acting
     @property
-    def uses_state(self) -> bool:
-        """A GIU/GIP actor reads the state when acting (centralized execution); the critic never acts."""
-        return self.actor.uses_state
+    def acting_net(self) -> torch.nn.Module:
+        """The actor: action logits [B, T, n, A]. A GIU/GIP actor reads the state when acting
+        (centralized execution); the critic never acts."""
+        return self.actor
+
+    def acting_options(self) -> dict[str, Any]:
+        return {"sample_z": False}  # z_i = μ_i (see the module docstring)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """The actor's carried state before any step, [B, n, C]."""
         return self.actor.init_hidden(batch_size)
-
-    @torch.no_grad()
-    def act(
-        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs [B, 1, n, d], state [B, 1, S] -> logits [B, 1, n, A], hidden."""
-        logits, hidden, _ = self.actor(inputs, state, hidden, sample_z=False)
-        return logits, hidden
 
     select_actions = staticmethod(sample_from_policy)
 

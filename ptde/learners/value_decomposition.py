@@ -22,21 +22,15 @@ from ptde.learners.base import RunCounters, StageOneLearner
 from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
-from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
+from ptde.nn.policy import MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
 
 __all__ = ["RunCounters", "ValueDecompositionLearner"]
 
 
 class ValueDecompositionLearner(StageOneLearner):
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
-        """`cfg` is the run's resolved config as plain containers (it travels in checkpoints)."""
-        super().__init__()
-        self.save_hyperparameters()
-        self.automatic_optimization = False
-        algo, variant = cfg["algo"], cfg["variant"]
-        self.algo = algo
-        info = EnvInfo(**env_info)
-        self.info = info
+        super().__init__(cfg, env_info)
+        algo, variant, info = self.algo, cfg["variant"], self.info
         self.q_net = self.build_q_net(algo, variant, info)
         self.mixer = build_mixer(algo, info)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
@@ -59,29 +53,10 @@ class ValueDecompositionLearner(StageOneLearner):
         buffer = EpisodeReplayBuffer(algo["buffer_size"], info, BUFFER_DTYPES[str(algo["buffer_dtype"])])
         return buffer, ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
 
-    # ------------------------------------------------------------------ PTDE stage 2
     @property
-    def global_info(self) -> torch.nn.Module | None:
-        """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
-        return getattr(self.q_net, "global_info", None)
-
-    def decentralized_policy(self, student: torch.nn.Module, noise_var: float = 0.0) -> DecentralizedQNetwork:
-        """`*_KD` execution: this learner's agent network with the student in place of GIU/GIP."""
-        return DecentralizedQNetwork(self.q_net.agent, student, noise_var).eval()
-
-    # ------------------------------------------------------------------ acting
-    @property
-    def uses_state(self) -> bool:
-        """GIU/GIP agents read the global state when acting (centralized execution)."""
-        return self.q_net.uses_state
-
-    @torch.no_grad()
-    def act(
-        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> Q [B, 1, n, A], hidden."""
-        q, hidden, _ = self.q_net(inputs, state, hidden)
-        return q, hidden
+    def acting_net(self) -> torch.nn.Module:
+        """Q_i [B, T, n, A] of every agent (with GIU/GIP, z_i sampled from N(μ_i, σ_i²))."""
+        return self.q_net
 
     # ------------------------------------------------------------------ learning
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -1,10 +1,10 @@
-"""PTDE's global-information modules (paper Section 3, Figures 1b and 2; DESIGN.md).
+"""PTDE's global-information modules (paper Section 3, Figures 1b and 2).
 
 All three end in the same distribution generator: μ = Linear(z,z)-LeakyReLU-Linear(z,z)(e) and
 σ² from a twin head, exponentiated and floored at `var_floor`.
 
 - `GIUModule`: e = Linear(s), one distribution shared by every agent of a timestep. The embedding is
-  linear, as in the authors' GIU (`StateCoachNet` in chenyiqun/ptde-open) and DESIGN.md; only GIP's
+  linear, as in the authors' GIU (`StateCoachNet` in chenyiqun/ptde-open); only GIP's
   personalised embedding goes through an ELU.
 - `GIPModule`: an Agent-Hyper Network of the agent's local input o_i generates the weights W(o_i)
   [|s| x z] and bias b(o_i) [z] of the Agent-Personalization Network, e_i = ELU(sᵀW(o_i) + b(o_i)).
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
+from ptde.registry import choose
 
 
 class DistributionHead(nn.Module):
@@ -119,15 +120,15 @@ class StudentModule(nn.Module):
         return self.net(inputs)
 
 
-VARIANTS = ("none", "giu", "gip")
+# `variant.name` -> builder(variant, info, input_dim) of its global-information module (none: no module)
+VARIANTS = {
+    "none": lambda variant, info, input_dim: None,
+    "giu": lambda variant, info, input_dim: GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"]),
+    "gip": lambda variant, info, input_dim: GIPModule(
+        input_dim, info.state_dim, variant["z_dim"], variant["hyper_hidden_dim"], variant["var_floor"]
+    ),
+}
 
 
 def build_global_info(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module | None:
-    name = variant["name"]
-    if name == "none":
-        return None
-    if name == "giu":
-        return GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"])
-    if name == "gip":
-        return GIPModule(input_dim, info.state_dim, variant["z_dim"], variant["hyper_hidden_dim"], variant["var_floor"])
-    raise ValueError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}")
+    return choose(VARIANTS, str(variant["name"]), "variant.name")(variant, info, input_dim)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
+from ptde.registry import choose
 
 
 class VDNMixer(nn.Module):
@@ -128,23 +129,21 @@ class QPLEXMixer(nn.Module):
         return (v_tot + adv_tot).view(lead)
 
 
-MIXERS = ("vdn", "qmix", "qplex")
+# `algo.mixer` value -> builder(algo, info)
+MIXERS = {
+    "vdn": lambda algo, info: VDNMixer(),
+    "qmix": lambda algo, info: QMixer(info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"]),
+    "qplex": lambda algo, info: QPLEXMixer(
+        info.n_agents,
+        info.n_actions,
+        info.state_dim,
+        algo["hypernet_embed"],
+        algo["adv_hypernet_embed"],
+        algo["num_kernel"],
+    ),
+}
 
 
 def build_mixer(algo: dict[str, Any], info: EnvInfo) -> nn.Module:
     """The mixer `algo.mixer` names, sized from the env."""
-    kind = str(algo["mixer"])
-    if kind == "vdn":
-        return VDNMixer()
-    if kind == "qmix":
-        return QMixer(info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"])
-    if kind == "qplex":
-        return QPLEXMixer(
-            info.n_agents,
-            info.n_actions,
-            info.state_dim,
-            algo["hypernet_embed"],
-            algo["adv_hypernet_embed"],
-            algo["num_kernel"],
-        )
-    raise ValueError(f"unknown mixer {kind!r}; valid mixers: {', '.join(MIXERS)}")
+    return choose(MIXERS, str(algo["mixer"]), "algo.mixer")(algo, info)

@@ -29,7 +29,7 @@ class RunRecord:
     results: dict[str, Any]  # results.json: status, algo, env, env_family, seed, test/*, eval/*, distill/*
     curves: pd.DataFrame  # env_steps plus metric columns, one row per log event
     distill: pd.DataFrame | None = None  # step, distill/train_mse, distill/val_mse (stage 2)
-    group: str | None = None  # its wandb group (`ptde.logging.wandb_group`): the config without the seed
+    group: str | None = None  # its wandb group (`ptde.loggers.wandb_run.wandb_group`): the config without the seed
 
     @property
     def algo(self) -> str:
@@ -91,7 +91,7 @@ def load_run_folder(run_dir: Path) -> RunRecord:
 
 
 def _group_of(run_dir: Path) -> str | None:
-    from ptde.logging import wandb_group
+    from ptde.loggers.wandb_run import wandb_group
 
     try:
         return wandb_group(yaml.safe_load((run_dir / "config.yaml").read_text()))
@@ -212,7 +212,7 @@ def dedupe(records: list[RunRecord], issues: list[str]) -> tuple[list[RunRecord]
 
 def load_wandb_project(project: str, entity: str | None, unique: bool = True) -> tuple[list[RunRecord], list[str]]:
     """Finished runs of a wandb project through `wandb.Api` (needs the network and an API key)."""
-    from ptde.logging import wandb_logged_in
+    from ptde.loggers.wandb_run import wandb_logged_in
 
     if not wandb_logged_in():
         raise RuntimeError(

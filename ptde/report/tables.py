@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ptde.experiment.prr import performance_retention_ratio
 from ptde.report.runs import RunRecord
 
 _RANK = {"giu": 0, "gip": 1, "kd": 2}
@@ -79,7 +80,7 @@ def prr(scores: pd.DataFrame) -> pd.DataFrame:
                 "kd": group["row"].iloc[0],
                 "decentralized": d,
                 "centralized": c,
-                "prr": d / c if c > 0 else float("nan"),
+                "prr": performance_retention_ratio(d, c),
                 "n": len(group),
             }
         )

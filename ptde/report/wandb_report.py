@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ptde.logging import wandb_logged_in
+from ptde.loggers.wandb_run import wandb_logged_in
 from ptde.report.runs import RunRecord
 
 SPEC_FILE = "wandb_report.json"

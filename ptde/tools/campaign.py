@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from ptde.cli import group_options, precheck
 from ptde.config import register_configs, register_entry_configs
-from ptde.results import read_results
+from ptde.experiment.run_folder import read_results
 from ptde.runtime import ConfigError, to_container
 
 register_configs()

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from ptde.results import read_results
-from ptde.runtime import ConfigError, load_checkpoint
+from ptde.experiment.run_folder import read_results
+from ptde.runtime import ConfigError, load_checkpoint, run_dir_of
 
 # what a resumed run may change: the budget (extend a finished run), and how it runs, not what it learns
 RESUME_MAY_CHANGE = (
@@ -80,7 +80,7 @@ def run_dir_of_resume(value: str) -> Path:
     """resume=<run folder or .ckpt> -> the run folder."""
     p = Path(value)
     if p.is_file() and p.suffix == ".ckpt":
-        return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        return run_dir_of(p)
     if p.is_dir():
         saved_config(p)  # refuses a folder that is not a run
         return p

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ptde.envs.base import MultiAgentEnv, Step
 from ptde.nn.policy import build_agent_inputs, epsilon_greedy
-from ptde.rollout import Actor
+from ptde.rollout.episodes import Actor
 
 
 class StepActor(Actor, Protocol):

@@ -1,0 +1,49 @@
+"""Testing a policy: greedy episodes and the means of what they scored (the success metric, return,
+length), as training's periodic tests, stage 2's comparison and `ptde.evaluate` report them."""
+
+from __future__ import annotations
+
+import torch
+
+from ptde.envs.base import MultiAgentEnv
+from ptde.rollout.episodes import Actor, run_episodes
+
+
+def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int, prefix: str = "test") -> dict:
+    """Greedy episodes; returns the mean success metric, return and length.
+
+    Episodes an env broke off (`dropped`: a restarted engine worker) are left out and counted.
+    An env with `sweep_batches` (ranking: every test query once) is swept whole and `episodes`
+    is ignored; entries it marks invalid (padding of the last batch) are left out. The success
+    metric is the env's own per-episode info value when it reports one (e.g. ndcg@10), else the
+    won flag.
+    """
+    n_batches = getattr(env, "sweep_batches", None)
+    batches = []
+    while (len(batches) < n_batches) if n_batches else (sum(b.batch_size for b in batches) < episodes):
+        batches.append(run_episodes(env, policy, n_actions, epsilon=0.0))
+    keep = torch.cat([b.valid if b.valid is not None else torch.ones(b.batch_size, dtype=torch.bool) for b in batches])
+    dropped = torch.cat([b.dropped if b.dropped is not None else torch.zeros_like(b.won) for b in batches])
+    if not n_batches:
+        keep[episodes:] = False
+    dropped &= keep
+    keep &= ~dropped  # an episode broken off by a restarted engine is no test of the policy
+
+    def mean(values: list[torch.Tensor]) -> float:
+        return torch.cat(values).float()[keep].mean().item()
+
+    metric = env.get_env_info().success_metric
+    out = {}
+    info_keys = sorted(batches[0].info) if batches[0].info else []
+    for key in info_keys:
+        out[f"{prefix}/{key}"] = mean([b.info[key] for b in batches])
+    if metric not in info_keys:
+        out[f"{prefix}/{metric}"] = mean([b.won for b in batches])
+    returns = torch.cat([b.episode_return for b in batches])[keep]
+    out[f"{prefix}/return"] = returns.mean().item()
+    out[f"{prefix}/return_std"] = returns.std(unbiased=False).item()
+    out[f"{prefix}/ep_length"] = mean([b.length for b in batches])
+    out[f"{prefix}/episodes"] = float(keep.sum())
+    if dropped.any():
+        out[f"{prefix}/dropped_episodes"] = float(dropped.sum())
+    return out
