@@ -63,6 +63,7 @@ def test_only_real_steps_are_stored_and_evicted_rows_are_reused():
     ep = buf.stored_episode(1)
     assert ep["obs"].shape == (6, 2, 3) and ep["actions"].shape == (5, 2)  # L + 1 and L entries
     assert buf.steps_stored == 8 and buf.high_water == 1 + 3 + 6 + 2  # zero row + L + 1 rows each
+    assert buf.memory_metrics() == {"train/replay_bytes": float(buf.nbytes), "train/replay_episode_length": 8 / 3}
     buf.insert(make_batch([4, 5], [3, 1]))  # evicts episodes 1 (3 rows) and 2 (6 rows)
     assert stored_ids(buf) == [4.0, 5.0, 3.0]
     assert buf.high_water == 12 and buf.n_free == 9 - 4 - 2  # fresh rows only once the freed ones are used
@@ -265,6 +266,8 @@ class MeasuredPaddedBuffer(PaddedReplayBuffer):
     @property
     def steps_stored(self) -> int:
         return int(self.storage["mask"][: self.size].sum())
+
+    memory_metrics = EpisodeReplayBuffer.memory_metrics
 
 
 def test_training_is_bit_identical_with_the_padded_buffer(tmp_path, monkeypatch):

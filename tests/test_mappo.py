@@ -150,6 +150,7 @@ def test_rollout_store_holds_only_the_newest_rollout():
         assert len(store) == 1 and served["reward"].shape == (4, 30) and served["state"].shape[1] == 31
         assert served["reward"].sum().item() == pytest.approx(rollout.reward.sum().item(), rel=1e-6)
         assert torch.equal(served["actions"], rollout.actions)
+        assert store.memory_metrics() == {"train/replay_bytes": float(store.nbytes)} and store.nbytes > 0
 
 
 def test_ppo_update_moves_the_policy_towards_positive_advantages():
@@ -177,6 +178,9 @@ def test_ppo_update_moves_the_policy_towards_positive_advantages():
     assert stats["train/ratio_mean"] == pytest.approx(1.0, abs=1e-5)  # one epoch of one minibatch: ρ = 1
     assert stats["train/clip_fraction"] == 0.0 and stats["train/entropy"] > 0.5
     assert 0.0 < stats["train/dead_fraction"] < 1.0  # agents died in these battles
+    valid = batch["valid"].unsqueeze(-1).expand_as(batch["active"])  # [B, T, n]
+    dead = 1.0 - (batch["active"] * valid).sum() / valid.sum()  # the dead share of the valid agent-steps
+    assert stats["train/dead_fraction"] == pytest.approx(dead.item(), abs=1e-6)
     delta = taken_log_prob() - r["old_log_prob"]
     # live agent-steps with a choice (a dead agent has only no-op and log π = 0 always)
     choice = m & (r["avail"].sum(-1) > 1)

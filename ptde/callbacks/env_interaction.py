@@ -186,11 +186,7 @@ class EnvInteractionCallback(L.Callback):
             metrics["fps"] = (c.env_steps - self._steps_at_t0) / elapsed
             metrics["train/updates"] = float(c.updates)
             metrics["train/episodes"] = float(c.episodes)
-            # the replay's resident size and, for an episode replay, its episodes' mean length (what
-            # the size follows; an on-policy store holds one fixed-size rollout)
-            metrics["train/replay_bytes"] = float(self.buffer.nbytes)
-            if hasattr(self.buffer, "steps_stored"):
-                metrics["train/replay_episode_length"] = self.buffer.steps_stored / max(len(self.buffer), 1)
+            metrics.update(self.buffer.memory_metrics())  # each store says what of its memory to log
             self._log(pl_module, metrics)
             if self.progress is not None:
                 self.progress.set_postfix(

@@ -139,6 +139,14 @@ class EpisodeReplayBuffer:
     def steps_stored(self) -> int:
         return int(self.length[: self.size].sum())
 
+    def memory_metrics(self) -> dict[str, float]:
+        """What the training log reports of the replay: its resident size and its episodes' mean
+        length (what the size follows)."""
+        return {
+            "train/replay_bytes": float(self.nbytes),
+            "train/replay_episode_length": self.steps_stored / max(len(self), 1),
+        }
+
     # ------------------------------------------------------------------ writing
     def _allocate(self, n: int) -> torch.Tensor:
         """`n` rows [n] int64: evicted rows first (in the order they were freed), then fresh ones."""

@@ -28,6 +28,11 @@ class RolloutStore:
             return 0
         return sum(t.numel() * t.element_size() for t in self.rollout.tensors().values())
 
+    def memory_metrics(self) -> dict[str, float]:
+        """What the training log reports of the store: the held rollout's size (its length is fixed,
+        n_rollout_threads x episode_length, so there is no episode length to report)."""
+        return {"train/replay_bytes": float(self.nbytes)}
+
     def can_sample(self, batch_size: int = 1) -> bool:
         return self.rollout is not None
 

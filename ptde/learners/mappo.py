@@ -242,9 +242,10 @@ class MAPPOLearner(StageOneLearner):
 
         Returns chunked tensors [N, L, ...] (N = B·T/L chunks of L = data_chunk_length steps): inputs,
         actor_state (None without GIU/GIP), critic_state, avail, actions, starts, policy_mask,
-        value_mask, step_mask, active (agent-steps, [N, L, n]), old_log_prob, old_values (normalised space),
-        advantages (normalised), returns (raw); actor_h0 and critic_h0 [N, n, C], the states at the
-        chunk starts. The critic's state after the rollout is kept for the next one.
+        value_mask, step_mask [N, L, n], old_log_prob, old_values (normalised space), advantages
+        (normalised), returns (raw); actor_h0 and critic_h0 [N, n, C], the states at the chunk starts;
+        dead_fraction [] (the share of valid agent-steps whose agent was dead, for the log). The critic's
+        state after the rollout is kept for the next one.
         """
         a, n = self.algo, self.info.n_agents
         reward, terminated, truncated = batch["reward"], batch["terminated"], batch["truncated"]  # [B, T]
@@ -276,7 +277,6 @@ class MAPPOLearner(StageOneLearner):
             "actions": to_chunks(batch["actions"], L),
             "starts": to_chunks(batch["starts"][:, :T], L),
             "step_mask": to_chunks(step_mask, L),
-            "active": to_chunks(active, L),
             "policy_mask": to_chunks(active if a["use_policy_active_masks"] else step_mask, L),
             "value_mask": to_chunks(active if a["use_value_active_masks"] else step_mask, L),
             "old_values": to_chunks(old_values_n, L),
@@ -284,6 +284,7 @@ class MAPPOLearner(StageOneLearner):
             "returns": to_chunks(returns, L),
             "actor_h0": batch["hidden"][:, ::L].reshape(-1, *batch["hidden"].shape[2:]),  # [N, n, C]
             "critic_h0": critic_h0.reshape(-1, *critic_h0.shape[2:]),
+            "dead_fraction": 1.0 - masked_mean(active, step_mask),  # []
         }
         r["old_log_prob"] = self.taken_log_prob(r, slice(None))[0]
         return r
@@ -365,5 +366,5 @@ class MAPPOLearner(StageOneLearner):
                 n_minibatches += 1
         stats = {k: v / n_minibatches for k, v in totals.items()}
         stats["train/return_mean"] = masked_mean(r["returns"], r["step_mask"]).item()
-        stats["train/dead_fraction"] = 1.0 - masked_mean(r["active"], r["step_mask"]).item()
+        stats["train/dead_fraction"] = r["dead_fraction"].item()
         return stats
