@@ -58,7 +58,7 @@ train: install
 	$(PY) -m ptde.train $(ARGS)
 
 bench: install
-	$(PY) -m ptde.bench --grf $(ARGS)
+	$(PY) -m ptde.tools.bench --grf $(ARGS)
 
 $(PAPER): install
 	$(PY) -m ptde.sweep grid=$(subst -,_,$@) $(SWEEP_ARGS) $(ARGS)

@@ -19,11 +19,13 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
+from ptde.config.resolved import to_container
+from ptde.data.checkpoint import resolve_checkpoint, run_dir_of
+from ptde.errors import ConfigError
 from ptde.experiment.resume import plan_resume
 from ptde.experiment.run_folder import holds_a_run, update_results
 from ptde.experiment.runner import run
 from ptde.learners import load_learner
-from ptde.runtime import ConfigError, resolve_checkpoint, run_dir_of, to_container
 
 register_configs()
 register_entry_configs()

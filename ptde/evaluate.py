@@ -19,20 +19,15 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
+from ptde.config.resolved import ConfigView, run_label, to_container
+from ptde.data.checkpoint import resolve_checkpoint, run_dir_of
 from ptde.envs import make_env
+from ptde.envs.build import test_batch_size
+from ptde.errors import ConfigError
 from ptde.experiment.evaluation import load_decentralized
 from ptde.experiment.run_folder import write_json_atomic
 from ptde.learners import load_learner
 from ptde.rollout import Actor, test_policy
-from ptde.runtime import (
-    ConfigError,
-    ConfigView,
-    resolve_checkpoint,
-    run_dir_of,
-    run_label,
-    test_batch_size,
-    to_container,
-)
 
 register_configs()
 register_entry_configs()

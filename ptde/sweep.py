@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from ptde.cli import group_options, prepare_command_line
 from ptde.config import register_configs, register_entry_configs
-from ptde.runtime import ConfigError, to_container
+from ptde.config.resolved import to_container
+from ptde.errors import ConfigError
 
 register_configs()
 register_entry_configs()

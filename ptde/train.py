@@ -21,11 +21,12 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs
+from ptde.config.resolved import to_container
+from ptde.errors import ConfigError
 from ptde.experiment.preemption import Preempted
 from ptde.experiment.resume import plan_resume, resume_argv
 from ptde.experiment.run_folder import holds_a_run
 from ptde.experiment.runner import run
-from ptde.runtime import ConfigError, to_container
 
 __all__ = ["main", "run"]  # `run`: the experiment runner, importable from the entry point as before
 

@@ -19,7 +19,7 @@ def compose_cfg(*overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
 
     from ptde.config import register_configs
-    from ptde.runtime import to_container
+    from ptde.config.resolved import to_container
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -59,9 +59,9 @@ def learner_and_real_batch(algo: str = "qmix", *overrides: str):
     import torch
 
     from ptde.data.buffer import EpisodeReplayBuffer
+    from ptde.envs.build import build_envs
     from ptde.learners import build_learner
     from ptde.rollout import run_episodes
-    from ptde.runtime import build_envs
 
     torch.manual_seed(0)
     cfg = compose_cfg(f"algo={algo}", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8", *overrides)

@@ -11,6 +11,8 @@ from conftest import compose_cfg, learner_and_real_batch, run_module
 from test_ptde import ScrambledStateEnv
 
 from ptde.envs.base import EnvInfo
+from ptde.envs.build import build_envs
+from ptde.errors import ConfigError
 from ptde.experiment.evaluation import load_decentralized
 from ptde.learners import build_learner
 from ptde.nn.copa import COPAQNetwork
@@ -18,7 +20,6 @@ from ptde.nn.csrl import CommanderModule, build_csrl_network
 from ptde.nn.ctds import CTDSQNetwork, CTDSStudentActor
 from ptde.nn.policy import build_agent_inputs
 from ptde.rollout import run_episodes
-from ptde.runtime import ConfigError, build_envs
 
 INFO = EnvInfo(n_agents=4, obs_dim=12, state_dim=20, n_actions=7, episode_limit=10)
 D = INFO.obs_dim + INFO.n_actions + INFO.n_agents

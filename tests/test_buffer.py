@@ -8,10 +8,10 @@ import torch
 from conftest import compose_cfg
 from padded_buffer import PaddedReplayBuffer
 
-from ptde.bench_replay import synthetic_episodes
 from ptde.data.buffer import EpisodeReplayBuffer, episode_bytes, padded_episode_bytes, replay_bound_bytes, step_bytes
 from ptde.envs.base import EnvInfo
 from ptde.rollout import EpisodeBatch
+from ptde.tools.bench_replay import synthetic_episodes
 
 INFO = EnvInfo(n_agents=2, obs_dim=3, state_dim=4, n_actions=5, episode_limit=6)
 FINAL = ("obs", "state", "avail_actions")  # fields with the extra T+1 entry
@@ -153,9 +153,9 @@ def test_nbytes_follows_real_steps_and_the_bound_holds_at_the_limit():
 def smax_episodes():
     """6 collections of 8 random-policy episodes of SMAX 3m, with their env info."""
     pytest.importorskip("jaxmarl")
+    from ptde.envs.build import build_envs
     from ptde.learners import build_learner
     from ptde.rollout import run_episodes
-    from ptde.runtime import build_envs
 
     torch.manual_seed(0)
     cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8")
@@ -323,7 +323,7 @@ def test_a_replay_that_cannot_fit_fails_at_start_up_naming_size_limit_and_knobs(
     from conftest import run_module
 
     from ptde.data.buffer import replay_bound_bytes
-    from ptde.runtime import probe_env_info
+    from ptde.envs.build import probe_env_info
 
     pytest.importorskip("jaxmarl")
     run_dir = tmp_path / "run"

@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import CONF, compose_cfg, run_module
 
+from ptde.envs.build import build_envs
 from ptde.learners.mappo import MAPPOLearner, clipped_value_loss, normalise_advantages, ppo_policy_loss
 from ptde.nn.agents import FeedForwardAgent
 from ptde.nn.critics import ValueNorm
 from ptde.nn.policy import sample_from_policy
 from ptde.rollout.steps import collect_steps
-from ptde.runtime import build_envs
 
 
 def test_ppo_clipped_surrogate_on_a_known_batch():

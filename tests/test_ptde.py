@@ -11,13 +11,13 @@ from conftest import compose_cfg, run_module
 
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs.base import EnvInfo, Step
+from ptde.envs.build import build_envs
 from ptde.experiment.prr import performance_retention_ratio
 from ptde.experiment.stage2 import distill
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, GIUModule, StudentModule, gip_embedding_reference
 from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork
 from ptde.rollout import run_episodes
-from ptde.runtime import build_envs
 
 INFO = EnvInfo(n_agents=4, obs_dim=12, state_dim=20, n_actions=7, episode_limit=10)
 D = INFO.obs_dim + INFO.n_actions + INFO.n_agents

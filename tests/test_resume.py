@@ -22,6 +22,7 @@ import yaml
 from conftest import REPO, compose_cfg, run_module
 
 from ptde.callbacks.env_interaction import linear_epsilon
+from ptde.errors import ConfigError
 from ptde.experiment.resume import (
     ResumePlan,
     config_differences,
@@ -30,7 +31,6 @@ from ptde.experiment.resume import (
     plan_resume,
     resume_argv,
 )
-from ptde.runtime import ConfigError
 
 pytest.importorskip("jaxmarl")
 

@@ -8,8 +8,8 @@ import torch
 from conftest import run_module
 from sc2_standin import StandInStarCraft2Env
 
-from ptde.config import SMACEnvConfig
 from ptde.envs.sc2 import SC2Env
+from ptde.envs.smac import SMACEnvConfig
 
 
 def make(batch_size: int, **kw) -> SC2Env:

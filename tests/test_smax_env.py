@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ptde.config import SMACEnvConfig
+from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv
 
 

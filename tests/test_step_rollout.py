@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-from ptde.config import SMACEnvConfig
+from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv, episode_chain_keys
 from ptde.learners.mappo import MAPPOLearner
 from ptde.rollout import run_episodes

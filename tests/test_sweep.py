@@ -99,7 +99,7 @@ def test_grids_name_existing_maps_and_compose(grid: str):
     from hydra import compose, initialize_config_dir
 
     from ptde.config import register_configs, register_entry_configs
-    from ptde.runtime import to_container
+    from ptde.config.resolved import to_container
 
     register_configs()
     register_entry_configs()
@@ -132,8 +132,8 @@ def test_unknown_algo_of_a_grid_is_named_before_anything_runs(tmp_path: Path):
 def test_smax_frame_is_the_battle_state():
     import torch
 
+    from ptde.config.resolved import ConfigView
     from ptde.envs import make_env
-    from ptde.runtime import ConfigView
 
     cfg = compose_cfg("env=smac/3m")
     env = make_env(ConfigView(cfg["env"]), batch_size=2, seed=0)

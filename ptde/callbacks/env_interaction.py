@@ -3,14 +3,14 @@
 Before every training step: run B parallel episodes with the current policy (epsilon-greedy,
 linear anneal over env steps), push them into the replay buffer, and every `test_interval` env
 steps run greedy test episodes and log `test/win_rate` and `test/return`. The callback also owns
-the env-step budget, periodic checkpoints and the progress bar, all counted in env steps.
+the env-step budget and the progress bar, both counted in env steps, and what a checkpoint holds of
+the interaction (its `state_dict`); writing checkpoints is `ptde.callbacks.checkpointing`'s.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,8 +20,6 @@ from tqdm.auto import tqdm
 
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.base import MultiAgentEnv
-from ptde.experiment.preemption import PreemptionHandler
-from ptde.experiment.run_folder import atomic_write
 from ptde.loggers.run_logger import RunLogger
 from ptde.rollout import run_episodes, test_policy
 
@@ -29,13 +27,6 @@ from ptde.rollout import run_episodes, test_policy
 def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int) -> float:
     frac = min(env_steps / max(anneal_time, 1), 1.0)
     return start + frac * (finish - start)
-
-
-def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:
-    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        trainer.save_checkpoint(str(tmp), weights_only=False)  # full state: optimizer and loops too
 
 
 class EnvInteractionCallback(L.Callback):
@@ -47,7 +38,6 @@ class EnvInteractionCallback(L.Callback):
         algo_cfg: dict[str, Any],
         trainer_cfg: dict[str, Any],
         run_logger: RunLogger,
-        run_dir: Path,
         seed: int,
         save_buffer: bool = False,
     ) -> None:
@@ -58,7 +48,6 @@ class EnvInteractionCallback(L.Callback):
         self.algo = algo_cfg
         self.tcfg = trainer_cfg
         self.run_logger = run_logger
-        self.run_dir = run_dir
         self.n_actions = train_env.get_env_info().n_actions
         self.generator = torch.Generator().manual_seed(seed)
         self.progress: tqdm | None = None
@@ -69,7 +58,6 @@ class EnvInteractionCallback(L.Callback):
         self.save_buffer = save_buffer
         self.seconds_before_resume = 0.0  # training time of the killed process, up to its checkpoint
         self._restored_rng: dict[str, Any] | None = None
-        self.preemption = PreemptionHandler()
 
     # ------------------------------------------------------------------ helpers
     def epsilon(self, env_steps: int) -> float:
@@ -151,7 +139,6 @@ class EnvInteractionCallback(L.Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_global_rng()
-        self.preemption.install()
         c = pl_module.counters
         self._t0, self._steps_at_t0 = time.time(), c.env_steps
         if self.tcfg["progress_bar"]:
@@ -198,31 +185,12 @@ class EnvInteractionCallback(L.Callback):
         if c.env_steps >= tc["max_env_steps"]:
             trainer.should_stop = True
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        # checkpoint after the update, so a resumed run's next move is a collection, as here:
-        # with the replay buffer saved it then continues exactly as the uninterrupted run
-        c = pl_module.counters
-        ckpt_dir = self.run_dir / "checkpoints"
-        if c.env_steps - c.last_checkpoint_step >= self.tcfg["checkpoint_interval"] and not trainer.should_stop:
-            c.last_checkpoint_step = c.env_steps
-            save_checkpoint_atomic(trainer, ckpt_dir / f"env_steps_{c.env_steps}.ckpt")
-            save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
-        if self.preemption.requested is not None:  # SIGTERM / Slurm's warning: save now, then stop
-            save_checkpoint_atomic(trainer, ckpt_dir / "last.ckpt")
-            self.preemption.hand_over()
-
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.preemption.uninstall()
         if self.progress is not None:
             self.progress.close()
             self.progress = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # the final training step has run: make last.ckpt hold the finished network
-        self.preemption.uninstall()
-        save_checkpoint_atomic(trainer, self.run_dir / "checkpoints" / "last.ckpt")
         if self.progress is not None:
             self.progress.close()
             self.progress = None

@@ -28,8 +28,8 @@ import torch
 from jaxmarl.environments.smax import HeuristicEnemySMAX, Scenario, map_name_to_scenario, register_scenario
 from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
-from ptde.config import SMACEnvConfig
 from ptde.envs.base import BattleFrame, EnvAdapter, Step
+from ptde.envs.smac import SMACEnvConfig
 
 # Compiling a SMAX step takes seconds; keep compiled programs on disk across runs and tests.
 jax.config.update(

@@ -8,12 +8,14 @@ from typing import Any
 
 import lightning as L
 
+from ptde.config.resolved import ConfigView
 from ptde.envs import make_env
+from ptde.envs.build import test_batch_size
+from ptde.errors import ConfigError
 from ptde.experiment.prr import performance_retention_ratio
 from ptde.experiment.run_folder import STUDENT_FILE, load_student
 from ptde.learners import load_learner
 from ptde.rollout import Actor, test_policy
-from ptde.runtime import ConfigError, ConfigView, test_batch_size
 
 
 def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:

@@ -2,7 +2,7 @@
 
 A cluster warns a job before it kills it: Slurm (with submitit) sends SIGUSR2 (or the signal named
 by $SUBMITIT_PREEMPT_SIGNAL) about 90 s ahead; a user or a scheduler sends SIGTERM. During stage-1
-training these signals only raise a flag; the env-interaction callback sees it after the current
+training these signals only raise a flag; the checkpoint callback (`ptde.callbacks.checkpointing`) sees it after the current
 update, writes `last.ckpt`, and then hands over: to the handler that was installed before ours
 (submitit's, which requeues the job; the requeued job resumes from that checkpoint with resume=auto)
 or, when there is none, by raising `Preempted`, which marks the run `status: preempted`.

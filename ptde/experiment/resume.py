@@ -23,8 +23,9 @@ from typing import Any
 
 import yaml
 
+from ptde.data.checkpoint import load_checkpoint, run_dir_of
+from ptde.errors import ConfigError
 from ptde.experiment.run_folder import read_results
-from ptde.runtime import ConfigError, load_checkpoint, run_dir_of
 
 # what a resumed run may change: the budget (extend a finished run), and how it runs, not what it learns
 RESUME_MAY_CHANGE = (
@@ -136,7 +137,7 @@ def resume_argv(argv: list[str]) -> list[str]:
         if resume_kind(values[-1]) == "true":
             from hydra import compose, initialize_config_dir
 
-            from ptde.runtime import to_container
+            from ptde.config.resolved import to_container
 
             with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
                 cfg = to_container(compose("config", overrides=task_overrides(overrides)))

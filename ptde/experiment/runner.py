@@ -12,14 +12,15 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ptde.config.resolved import run_label, validate
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
+from ptde.errors import ConfigError
 from ptde.experiment.preemption import Preempted
 from ptde.experiment.resume import ResumePlan
 from ptde.experiment.run_folder import source_version, update_results, write_config
 from ptde.experiment.stage1 import open_run_logger, train_stage1
 from ptde.experiment.stage2 import refuse_plain_teacher, run_stage2
 from ptde.loggers.run_logger import RunLogger
-from ptde.runtime import ConfigError, run_label, validate
 
 STAGE2_STOP = "stopped by SIGTERM during stage 2 (stage 2 runs again from the stage-1 checkpoint on resume)"
 

@@ -9,14 +9,15 @@ from typing import Any
 
 import lightning as L
 
-from ptde.callbacks import EnvInteractionCallback, StepInteractionCallback
+from ptde.callbacks import CheckpointCallback, EnvInteractionCallback, StepInteractionCallback
+from ptde.config.resolved import run_label
+from ptde.envs.build import build_envs
 from ptde.experiment.evaluation import compare_policies
 from ptde.experiment.run_folder import update_results
 from ptde.experiment.trainer import make_trainer
 from ptde.learners import build_learner, learner_class
 from ptde.loggers.run_logger import RunLogger, build_run_logger
 from ptde.rollout import test_policy
-from ptde.runtime import build_envs, run_label
 
 
 def open_run_logger(
@@ -57,11 +58,11 @@ def train_stage1(
         cfg["algo"],
         cfg["trainer"],
         run_logger,
-        run_dir,
         seed,
         save_buffer=cfg["trainer"]["save_buffer"],
     )
-    trainer = make_trainer(cfg, [interaction])
+    checkpointing = CheckpointCallback(run_dir, cfg["trainer"]["checkpoint_interval"])
+    trainer = make_trainer(cfg, [checkpointing, interaction])  # the signal handler is in before the warm-up
     t0 = time.time()
     trainer.fit(learner, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     wall = time.time() - t0 + interaction.seconds_before_resume

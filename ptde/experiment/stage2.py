@@ -12,16 +12,18 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 
+from ptde.config.resolved import ConfigView, run_label
+from ptde.data.checkpoint import resolve_checkpoint
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
+from ptde.errors import ConfigError
 from ptde.experiment.evaluation import compare_policies
 from ptde.experiment.run_folder import STUDENT_FILE, save_student
 from ptde.learners import load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.loggers.run_logger import RunLogger, Stage2Curves
 from ptde.nn.global_info import StudentModule
-from ptde.runtime import ConfigError, ConfigView, resolve_checkpoint, run_label
 
 
 def refuse_plain_teacher(cfg: dict[str, Any], teacher: str | Path) -> None:

@@ -23,8 +23,9 @@ from typing import Any
 
 import lightning as L
 
+from ptde.data.checkpoint import load_checkpoint
+from ptde.errors import ConfigError
 from ptde.registry import choose
-from ptde.runtime import ConfigError, load_checkpoint
 
 # `algo.learner` value -> LightningModule class (imported when chosen: the modules import each other)
 LEARNERS = {

@@ -14,9 +14,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from ptde.data.checkpoint import load_checkpoint
 from ptde.envs.base import EnvInfo
 from ptde.nn.policy import DecentralizedQNetwork
-from ptde.runtime import load_checkpoint
 
 
 @dataclass
@@ -112,7 +112,7 @@ class StageOneLearner(L.LightningModule):
 
     @classmethod
     def from_checkpoint_dict(cls, ckpt: dict[str, Any]) -> StageOneLearner:
-        """Rebuild from a checkpoint already read (`ptde.runtime.load_checkpoint`)."""
+        """Rebuild from a checkpoint already read (`ptde.data.checkpoint.load_checkpoint`)."""
         hp = ckpt["hyper_parameters"]
         learner = cls(hp["cfg"], hp["env_info"])
         learner.load_state_dict(ckpt["state_dict"])

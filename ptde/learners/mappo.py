@@ -46,13 +46,13 @@ import torch.nn.functional as F
 from ptde.data.datamodule import ReplayDataModule
 from ptde.data.rollout_store import RolloutStore
 from ptde.envs.base import EnvInfo
+from ptde.errors import ConfigError
 from ptde.learners.base import StageOneLearner
 from ptde.learners.returns import gae_advantages_steps
 from ptde.nn.agents import build_agent
 from ptde.nn.critics import CentralizedValueNetwork, ValueNorm
 from ptde.nn.global_info import build_global_info
 from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, sample_from_policy
-from ptde.runtime import ConfigError
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

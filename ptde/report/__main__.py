@@ -15,10 +15,10 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
+from ptde.config.resolved import to_container
 from ptde.report.build import build_report
 from ptde.report.runs import dedupe, load_source, load_wandb_project
 from ptde.report.wandb_report import wandb_report
-from ptde.runtime import to_container
 
 register_configs()
 register_entry_configs()

@@ -135,7 +135,7 @@ def distill_curves(history: pd.DataFrame) -> pd.DataFrame | None:
 
 def results_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The identity keys of results.json from a ptde run config (as logged to wandb)."""
-    from ptde.runtime import run_label
+    from ptde.config.resolved import run_label
 
     return {
         "status": "finished",

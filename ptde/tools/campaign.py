@@ -32,8 +32,9 @@ from omegaconf import DictConfig
 
 from ptde.cli import group_options, precheck
 from ptde.config import register_configs, register_entry_configs
+from ptde.config.resolved import to_container
+from ptde.errors import ConfigError
 from ptde.experiment.run_folder import read_results
-from ptde.runtime import ConfigError, to_container
 
 register_configs()
 register_entry_configs()

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 import yaml
 
-from ptde.config import SMACEnvConfig
 from ptde.data.buffer import EpisodeReplayBuffer, episode_bytes, padded_episode_bytes, replay_bound_bytes
 from ptde.envs.base import EnvInfo
+from ptde.envs.smac import SMACEnvConfig
 from ptde.rollout import EpisodeBatch, run_episodes
 
 SMAC_CONF = Path(__file__).resolve().parents[1] / "conf" / "env" / "smac"

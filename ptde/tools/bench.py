@@ -1,4 +1,4 @@
-"""`python -m ptde.bench [--grf]` (`make bench`): throughput and replay memory -> bench/results.json.
+"""`python -m ptde.tools.bench [--grf]` (`make bench`): throughput and replay memory -> bench/results.json.
 
 Measures, per SMAX map: env steps per second of collection alone (B = 8 parallel episodes, the
 policy's forward included, ε = 1); collection of both paths with MAPPO's sampling actor at
@@ -8,7 +8,7 @@ envs, plus the episode path's share of frozen env slots); learner updates per se
 rollouts, cut to the longest sampled, and of full-length padded episodes) for QMIX and GIP-QMIX,
 and the GIP hypernetwork ratio straightforward ÷ factored (forward + backward).
 Timings are medians of repeated runs; nothing here is asserted by the test suite.
-`--parts replay`: the replay's memory per SMAC map, ragged against padded (see ptde.bench_replay).
+`--parts replay`: the replay's memory per SMAC map, ragged against padded (see ptde.tools.bench_replay).
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from typing import Any
 
 import torch
 
-from ptde.config import DistillConfig, MAPPOConfig, SMACEnvConfig, ValueDecompositionConfig, VariantConfig
+from ptde.config import DistillConfig, MAPPOConfig, ValueDecompositionConfig, VariantConfig
+from ptde.config.resolved import to_container
 from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes
 from ptde.rollout.steps import collect_steps
-from ptde.runtime import to_container
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
 PARTS = ["throughput", "collection", "replay"]  # what `--parts` may name; all by default
@@ -179,7 +180,7 @@ def main() -> None:
         "collection": {},
     }
     if "replay" in args.parts:
-        from ptde.bench_replay import bench_replay_memory
+        from ptde.tools.bench_replay import bench_replay_memory
 
         results["replay_memory"] = bench_replay_memory(args.replay_capacity, args.replay_runs, args.replay_rss_map)
     if "throughput" not in args.parts:

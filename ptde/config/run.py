@@ -1,0 +1,108 @@
+"""The schema of `ptde.train`'s config (`conf/config.yaml`) and of its env-independent groups,
+registered with Hydra by `register_configs`. Env schemas live beside their envs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from ptde.config.algos import COPAConfig, CSRLConfig, CTDSConfig, MAPPOConfig, ValueDecompositionConfig
+from ptde.config.choices import LoggerKind, VariantKind, WandbMode
+from ptde.envs.football import GRFEnvConfig
+from ptde.envs.ranking import LTREnvConfig
+from ptde.envs.smac import SMACEnvConfig
+
+
+# --------------------------------------------------------------------------- variant
+@dataclass
+class DistillConfig:
+    """Stage 2: offline distillation of the teacher's mu into a local-input student."""
+
+    teacher_episodes: int = 800
+    teacher_epsilon: float = 0.05
+    student_hidden_dim: int = 64
+    lr: float = 1e-4
+    batch_size: int = 1000
+    grad_norm_clip: float = 10.0
+    val_fraction: float = 0.2
+    max_steps: int = 40_000
+    val_interval: int = 500  # steps between validation passes
+    patience: int = 10  # validation passes without improvement before stopping
+    # The authors add Normal noise with variance var_floor to the student's mu at execution.
+    student_noise: bool = False
+
+
+@dataclass
+class VariantConfig:
+    """How agents see global information: none (CTDE), giu (shared) or gip (personalised)."""
+
+    name: VariantKind = VariantKind.none
+    z_dim: int = 64
+    hyper_hidden_dim: int = 64
+    var_floor: float = 0.01
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+
+# --------------------------------------------------------------------------- logger
+@dataclass
+class LoggerConfig:
+    """The CSV log is always written; `name` adds wandb (or nothing)."""
+
+    name: LoggerKind = LoggerKind.wandb
+    project: str = "ptde"
+    entity: str | None = None
+    mode: WandbMode = WandbMode.auto
+    tags: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig:
+    max_env_steps: int = 2_000_000
+    test_interval: int = 10_000  # env steps between greedy test phases
+    test_episodes: int = 32
+    log_interval: int = 10_000  # env steps between training-metric rows
+    checkpoint_interval: int = 200_000  # env steps between periodic checkpoints
+    progress_bar: bool = True
+    accelerator: str = "cpu"  # torch device for the learner: cpu | cuda
+    torch_threads: int = 0  # 0 keeps torch's default
+    # keep the replay buffer in every checkpoint, so a resumed off-policy run continues exactly
+    # (large: up to buffer_size episodes); without it a resumed run refills the buffer first
+    save_buffer: bool = False
+
+
+# --------------------------------------------------------------------------- top level
+@dataclass
+class Config:
+    algo: Any = MISSING
+    env: Any = MISSING
+    variant: VariantConfig = MISSING
+    logger: LoggerConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    seed: int = 0
+    stage: str = "all"  # 1 | 2 | all
+    teacher: str | None = None  # run folder or checkpoint, for stage=2
+    # auto: continue this run folder if it already holds a checkpoint (a requeued Slurm job, a
+    # re-run with the same hydra.run.dir / sweep dir); true: the newest unfinished run of this
+    # config under outputs/; a run folder or .ckpt: that one; false: always start over
+    resume: Any = "auto"
+
+
+def register_configs() -> None:
+    """Register the schemas; called once before Hydra composes."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="schema/algo", name="value_decomposition", node=ValueDecompositionConfig)
+    cs.store(group="schema/algo", name="ctds", node=CTDSConfig)
+    cs.store(group="schema/algo", name="copa", node=COPAConfig)
+    cs.store(group="schema/algo", name="csrl", node=CSRLConfig)
+    cs.store(group="schema/algo", name="mappo", node=MAPPOConfig)
+    cs.store(group="schema/env", name="smac", node=SMACEnvConfig)
+    cs.store(group="schema/env", name="ltr", node=LTREnvConfig)
+    cs.store(group="schema/env", name="grf", node=GRFEnvConfig)
+    cs.store(group="schema/variant", name="variant", node=VariantConfig)
+    cs.store(group="schema/logger", name="logger", node=LoggerConfig)
+    cs.store(group="schema/trainer", name="trainer", node=TrainerConfig)
