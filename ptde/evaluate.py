@@ -3,6 +3,8 @@
 Greedy evaluation of a saved run, rebuilt from the config stored in its checkpoint.
 `mode=centralized` runs the stage-1 policy (GIU/GIP agents read the state);
 `mode=decentralized` runs the distilled student (`*_KD`), which never sees the state.
+`z=mean` makes a GIU/GIP teacher act on its mean μ instead of its sampled z (centralized only).
+A win rate comes with its standard error over the episodes, sqrt(p(1-p)/n).
 Writes `eval_<mode>.json` beside the run's results.json. `render=true` also saves one greedy
 episode as an animated GIF (`render_<mode>.gif` in the run folder, or `render_path`).
 """
@@ -24,7 +26,7 @@ from ptde.data.checkpoint import resolve_checkpoint, run_dir_of
 from ptde.envs import make_env
 from ptde.envs.build import test_batch_size
 from ptde.errors import ConfigError
-from ptde.experiment.evaluation import load_decentralized
+from ptde.experiment.evaluation import MeanZPolicy, load_decentralized
 from ptde.experiment.run_folder import write_json_atomic
 from ptde.learners import load_learner
 from ptde.rollout import Actor, test_policy
@@ -33,17 +35,22 @@ register_configs()
 register_entry_configs()
 
 
-def load_policy(ckpt: Path, mode: str) -> tuple[Actor, Any]:
-    """(policy, learner): the stage-1 learner itself, or the distilled student in its agent network."""
+def load_policy(ckpt: Path, mode: str, z: str = "sampled") -> tuple[Actor, Any]:
+    """(policy, learner): the stage-1 learner itself (acting on z = μ with `z=mean`), or the
+    distilled student in its agent network."""
     if mode == "decentralized":
+        if z != "sampled":
+            raise ConfigError(f"z={z} applies to the teacher (mode=centralized); the student acts on μ'(o_i)")
         return load_decentralized(run_dir_of(ckpt))
     learner = load_learner(ckpt)
-    return learner, learner
+    return (MeanZPolicy(learner) if z == "mean" else learner), learner
 
 
-def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_size: int) -> dict[str, Any]:
+def evaluate(
+    checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_size: int, z: str = "sampled"
+) -> dict[str, Any]:
     ckpt = resolve_checkpoint(checkpoint)
-    policy, learner = load_policy(ckpt, mode)
+    policy, learner = load_policy(ckpt, mode, z)
     cfg = learner.hparams["cfg"]
     env = make_env(
         ConfigView(cfg["env"]),
@@ -53,10 +60,14 @@ def evaluate(checkpoint: str | Path, episodes: int, mode: str, seed: int, batch_
     )
     metrics = test_policy(env, policy, learner.info.n_actions, episodes, prefix="eval")
     env.close()
+    if "eval/win_rate" in metrics:  # a mean of n Bernoulli outcomes
+        p, n = metrics["eval/win_rate"], max(metrics["eval/episodes"], 1.0)
+        metrics["eval/win_rate_se"] = (p * (1.0 - p) / n) ** 0.5
     return {
         **metrics,
         "episodes": episodes,
         "mode": mode,
+        "z": z,
         "checkpoint": str(ckpt),
         "env_steps": learner.counters.env_steps,
     }
@@ -84,14 +95,15 @@ def render_episode(checkpoint: str | Path, mode: str, seed: int, path: Path | No
 def main(cfg: DictConfig) -> None:
     c = to_container(cfg)
     try:
-        result = evaluate(c["checkpoint"], c["episodes"], c["mode"], c["seed"], c["batch_size"])
+        result = evaluate(c["checkpoint"], c["episodes"], c["mode"], c["seed"], c["batch_size"], c["z"])
         if c["render"]:
             gif = Path(c["render_path"]) if c["render_path"] else None
             result |= render_episode(c["checkpoint"], c["mode"], c["seed"], gif, c["render_fps"])
     except ConfigError as exc:
         print(f"ptde.evaluate: {exc}", file=sys.stderr)
         sys.exit(2)
-    out = run_dir_of(Path(result["checkpoint"])) / f"eval_{c['mode']}.json"
+    suffix = "" if c["z"] == "sampled" else f"_z-{c['z']}"
+    out = run_dir_of(Path(result["checkpoint"])) / f"eval_{c['mode']}{suffix}.json"
     write_json_atomic(out, result)
     print(json.dumps(result, indent=2))
 

@@ -209,6 +209,14 @@ def test_tiny_stage_all_run_writes_every_eval_key(tmp_path, tiny_overrides):
     ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=4", "batch_size=4")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert json.loads((run_dir / "eval_decentralized.json").read_text())["mode"] == "decentralized"
+    # the teacher on z = μ instead of its sampled z: deterministic given the seed, with the win rate's SE
+    from ptde.evaluate import evaluate
+
+    on_mu = [evaluate(run_dir, episodes=4, mode="centralized", seed=7, batch_size=4, z="mean") for _ in range(2)]
+    assert on_mu[0]["z"] == "mean" and on_mu[0]["eval/return"] == on_mu[1]["eval/return"]
+    p = on_mu[0]["eval/win_rate"]
+    assert on_mu[0]["eval/win_rate_se"] == pytest.approx(math.sqrt(p * (1 - p) / 4))
+    assert evaluate(run_dir, episodes=4, mode="centralized", seed=7, batch_size=4)["z"] == "sampled"
     wrong_env = run_module(
         "ptde.train", "algo=qmix_gip", "env=smac/5m_vs_6m", "stage=2", f"teacher={run_dir}",
         f"hydra.run.dir={tmp_path / 'bad'}", "logger=csv",
@@ -226,3 +234,5 @@ def test_stage2_against_a_plain_run_fails_clearly(tmp_path, tiny_overrides):
     assert "variant=none" in bad.stderr and "variant=gip" in bad.stderr
     ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=2")
     assert ev.returncode == 2 and "no distilled student" in ev.stderr
+    ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "z=mean", "episodes=2")
+    assert ev.returncode == 2 and "z=mean needs a GIU or GIP teacher" in ev.stderr

@@ -42,6 +42,7 @@ from ptde.config.entries import (
     GridGroup,
     ReportConfig,
     SweepConfig,
+    TeacherZ,
     register_entry_configs,
 )
 from ptde.config.run import (
@@ -74,6 +75,7 @@ __all__ = [
     "register_configs",
     "EvalMode",
     "EvaluateConfig",
+    "TeacherZ",
     "Budget",
     "GridGroup",
     "GridConfig",

@@ -16,6 +16,11 @@ class EvalMode(ChoiceEnum):
     decentralized = "decentralized"
 
 
+class TeacherZ(ChoiceEnum):
+    sampled = "sampled"  # z = μ + σ·ε, as the teacher acts in training and tests (the authors' choice)
+    mean = "mean"  # z = μ
+
+
 @dataclass
 class EvaluateConfig:
     """`python -m ptde.evaluate checkpoint=<run folder or .ckpt> episodes=32`."""
@@ -23,6 +28,8 @@ class EvaluateConfig:
     checkpoint: str = MISSING
     episodes: int = 32
     mode: EvalMode = EvalMode.centralized
+    # what a GIU/GIP teacher acts on (mode=centralized): its sampled z, or its mean μ
+    z: TeacherZ = TeacherZ.sampled
     seed: int = 12345
     batch_size: int = 32  # parallel environments
     render: bool = False  # also save one greedy episode as an animated GIF (render_<mode>.gif in the run folder)

@@ -35,6 +35,25 @@ def load_decentralized(run_dir: Path) -> tuple[Actor, L.LightningModule]:
     return teacher.decentralized_policy(student, noise), teacher
 
 
+class MeanZPolicy:
+    """A GIU/GIP teacher acting on z = μ instead of its sampled z (`ptde.evaluate z=mean`): does the
+    teacher's score depend on the noise it was trained with?"""
+
+    uses_state = True
+
+    def __init__(self, learner: Any) -> None:
+        if learner.global_info is None:
+            raise ConfigError("z=mean needs a GIU or GIP teacher; this run has no global-information module")
+        self.learner = learner
+        if (select := getattr(learner, "select_actions", None)) is not None:
+            self.select_actions = select
+
+    def act(self, inputs: Any, hidden: Any, state: Any) -> tuple[Any, Any]:
+        options = {**self.learner.acting_options(), "sample_z": False}
+        out, hidden, _ = self.learner.acting_net(inputs, state, hidden, **options)
+        return out, hidden
+
+
 def compare_policies(
     cfg: dict[str, Any], teacher: Actor, student: Actor, n_actions: int, episodes: int, seed: int
 ) -> dict[str, float]:
