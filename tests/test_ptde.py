@@ -149,6 +149,27 @@ def test_decentralized_policy_acts_identically_whatever_the_state():
     assert teacher.uses_state and c.actions.shape[0] == 4
 
 
+def test_the_student_gets_execution_noise_when_its_teacher_acts_on_a_sampled_z():
+    from ptde.envs.build import probe_env_info
+    from ptde.experiment.stage2 import execution_noise
+    from ptde.learners.mappo import MAPPOLearner
+
+    qmix_cfg = compose_cfg("algo=qmix_gip", "env=smac/3m")
+    info = probe_env_info(qmix_cfg["env"]).__dict__
+    qmix = ValueDecompositionLearner(qmix_cfg, info)
+    mappo = MAPPOLearner(compose_cfg("algo=mappo_gip", "env=smac/3m"), info)
+    assert qmix_cfg["variant"]["distill"]["student_noise"] is None  # the default: as the teacher acts
+    assert qmix.acts_on_sampled_z and not mappo.acts_on_sampled_z
+    assert execution_noise(None, qmix, 0.01) == 0.01 and execution_noise(None, mappo, 0.01) == 0.0
+    assert execution_noise(False, qmix, 0.01) == 0.0 and execution_noise(True, mappo, 0.01) == 0.01
+    # the noise is what the saved student acts with
+    policy = qmix.decentralized_policy(StudentModule(qmix.q_net.input_dim, 64, 64), execution_noise(None, qmix, 0.01))
+    x = torch.randn(2, 1, 3, qmix.q_net.input_dim)
+    q1, _ = policy.act(x, None)
+    q2, _ = policy.act(x, None)
+    assert policy.noise_var == 0.01 and not torch.equal(q1, q2)
+
+
 def test_distillation_cuts_validation_mse_tenfold_on_a_real_teacher_dataset(tmp_path):
     torch.manual_seed(0)
     cfg = compose_cfg("algo=qmix_gip", "env=smac/3m", "trainer.test_episodes=8")

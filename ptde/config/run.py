@@ -31,8 +31,11 @@ class DistillConfig:
     max_steps: int = 40_000
     val_interval: int = 500  # steps between validation passes
     patience: int = 10  # validation passes without improvement before stopping
-    # The authors add Normal noise with variance var_floor to the student's mu at execution.
-    student_noise: bool = False
+    # Execution noise of the student: z = mu'(o_i) + N(0, var_floor), as the authors' code adds it.
+    # null (default): as its teacher acts (a value-decomposition GIU/GIP teacher acts on its sampled
+    # z, so its student gets the noise; MAPPO's acts on mu, so its student none); true / false: always
+    # / never. Evidence for the default: README "Results" (3m: the students with and without it).
+    student_noise: bool | None = None
 
 
 @dataclass

@@ -87,7 +87,8 @@ def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
 STUDENT_FILE = "student.pt"
 
 
-def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill_cfg: dict, var_floor: float) -> None:
+def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, noise_var: float, var_floor: float) -> None:
+    """`noise_var`: the execution noise the student acts with (0 or var_floor, see `DistillConfig`)."""
     with atomic_write(path) as tmp:
         torch.save(
             {
@@ -96,7 +97,7 @@ def save_student(path: Path, student: StudentModule, teacher_ckpt: Path, distill
                 "hidden_dim": student.net[0].out_features,
                 "z_dim": student.z_dim,
                 "teacher_checkpoint": str(teacher_ckpt.resolve()),
-                "student_noise": bool(distill_cfg["student_noise"]),
+                "student_noise": noise_var > 0,
                 "var_floor": float(var_floor),
             },
             tmp,

@@ -109,6 +109,17 @@ def distill(
     }
 
 
+def execution_noise(student_noise: bool | None, teacher: Any, var_floor: float) -> float:
+    """The variance of the noise the student adds to mu'(o_i) when it acts: var_floor or 0.
+
+    `student_noise` None: as the teacher acts. A teacher that acts on its sampled z was trained
+    with z's noise (its sigma^2 sits at var_floor almost everywhere), so its agent network is not
+    used to a noise-free z; a teacher that acts on mu (MAPPO) gets a noise-free student.
+    """
+    on = teacher.acts_on_sampled_z if student_noise is None else student_noise
+    return var_floor if on else 0.0
+
+
 def run_stage2(
     cfg: dict[str, Any],
     run_dir: Path,
@@ -142,8 +153,9 @@ def run_stage2(
         data, learner.global_info.z_dim, dcfg, run_dir, seed, cfg["trainer"]["progress_bar"], run_logger
     )
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    save_student(run_dir / "checkpoints" / STUDENT_FILE, student, teacher_ckpt, dcfg, cfg["variant"]["var_floor"])
-    noise = float(cfg["variant"]["var_floor"]) if dcfg["student_noise"] else 0.0  # as the student file has it
+    var_floor = float(cfg["variant"]["var_floor"])
+    noise = execution_noise(dcfg["student_noise"], learner, var_floor)
+    save_student(run_dir / "checkpoints" / STUDENT_FILE, student, teacher_ckpt, noise, var_floor)
     policy = learner.decentralized_policy(student, noise)
     evals = compare_policies(
         cfg, learner, policy, learner.info.n_actions, cfg["trainer"]["test_episodes"], seed + 30_000

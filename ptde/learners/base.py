@@ -66,6 +66,11 @@ class StageOneLearner(L.LightningModule):
         return {}
 
     @property
+    def acts_on_sampled_z(self) -> bool:
+        """Whether a GIU/GIP teacher acts on its sampled z (the acting network's default) or on μ."""
+        return bool(self.acting_options().get("sample_z", True))
+
+    @property
     def global_info(self) -> torch.nn.Module | None:
         """The GIU/GIP module whose μ stage 2 distills (None for plain CTDE)."""
         return getattr(self.acting_net, "global_info", None)

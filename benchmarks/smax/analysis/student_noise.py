@@ -25,6 +25,11 @@ for run in sorted(Path("outputs/benchmarks/smax").glob("qmix_gip_*")):
     m = test_policy(env, policy, teacher.info.n_actions, 256, prefix="eval")
     env.close()
     p, n = m["eval/win_rate"], m["eval/episodes"]
-    out[run.name] = {"noise_var": policy.noise_var, "win_rate": p, "win_rate_se": (p * (1 - p) / n) ** 0.5, "episodes": n}
+    out[run.name] = {
+        "noise_var": policy.noise_var,
+        "win_rate": p,
+        "win_rate_se": (p * (1 - p) / n) ** 0.5,
+        "episodes": n,
+    }
     print(run.name, json.dumps(out[run.name]), flush=True)
 Path(sys.argv[1]).write_text(json.dumps(out, indent=2))
