@@ -4,6 +4,7 @@
 import csv
 import json
 
+import pytest
 import torch
 from conftest import fit_fixed_batch, learner_and_real_batch, run_module
 
@@ -66,6 +67,7 @@ def test_length_sorted_chunks_give_the_same_loss_and_gradients():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow  # make test-all: make test's joblib sweep is test_workflow's (z_dim, both stages)
 def test_seed_sweep_with_the_joblib_launcher_writes_one_folder_per_run(tmp_path):
     proc = run_module(
         "ptde.train", "-m", "hydra/launcher=joblib", "seed=0,1", "logger=none", "trainer.max_env_steps=300",
