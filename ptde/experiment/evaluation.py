@@ -49,9 +49,7 @@ class MeanZPolicy:
             self.select_actions = select
 
     def act(self, inputs: Any, hidden: Any, state: Any) -> tuple[Any, Any]:
-        options = {**self.learner.acting_options(), "sample_z": False}
-        out, hidden, _ = self.learner.acting_net(inputs, state, hidden, **options)
-        return out, hidden
+        return self.learner.act(inputs, hidden, state, sample_z=False)
 
 
 def compare_policies(

@@ -92,10 +92,11 @@ class StageOneLearner(L.LightningModule):
 
     @torch.no_grad()
     def act(
-        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None, state: torch.Tensor | None = None, **options: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> out [B, 1, n, A], hidden."""
-        out, hidden, _ = self.acting_net(inputs, state, hidden, **self.acting_options())
+        """One step of all agents: inputs [B, 1, n, d], state [B, 1, S] -> out [B, 1, n, A], hidden.
+        `options` override `acting_options()` (e.g. `sample_z=False` for `ptde.evaluate z=mean`)."""
+        out, hidden, _ = self.acting_net(inputs, state, hidden, **{**self.acting_options(), **options})
         return out, hidden
 
     # ------------------------------------------------------------------ training metrics
