@@ -124,3 +124,25 @@ def test_the_rng_state_round_trips_so_a_resumed_env_replays_the_same_episodes(en
     first = env3m.reset().obs
     env3m.set_rng_state(key)
     assert torch.equal(env3m.reset().obs, first)
+
+
+def test_smax_loads_without_jaxmarls_other_envs_and_jaxmarl_still_works_after():
+    """A run imports SMAX alone (jaxmarl's __init__s import every env it ships: seconds per run);
+    a later `import jaxmarl` must still give the whole package and the same SMAX classes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import ptde.envs.smax as m\n"
+        "others = sorted(k for k in sys.modules if k.startswith(('jaxmarl.environments.storm', "
+        "'jaxmarl.environments.overcooked', 'jaxmarl.environments.mpe', 'matplotlib')))\n"
+        "print('others', others)\n"
+        "import jaxmarl; from jaxmarl.environments import SMAX; from jaxmarl.environments.smax import SMAX as S2\n"
+        "print('same', SMAX is S2 is m._smax.SMAX, jaxmarl.environments.smax is m._smax)\n"
+        "print('make', type(jaxmarl.make('MPE_simple_spread_v3')).__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "others []" in proc.stdout
+    assert "same True True" in proc.stdout
+    assert "make SimpleSpreadMPE" in proc.stdout
