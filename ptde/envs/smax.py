@@ -19,65 +19,24 @@ Reward is SMAX's team reward (enemy health removed + 1 on a win) times `reward_s
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
 
+from ptde.envs.base import BattleFrame, EnvAdapter, Step
+from ptde.envs.jaxmarl_import import import_smax_alone
+from ptde.envs.smac import SMACEnvConfig
 
-class _DeferredPackage(types.ModuleType):
-    """A jaxmarl package whose own `__init__` runs only when something asks it for a name."""
-
-    def __getattr__(self, name: str):
-        spec = self.__dict__["__spec__"]
-        if self.__dict__.get("_ptde_initialised") or name.startswith("__"):
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
-        self._ptde_initialised = True
-        spec.loader.exec_module(self)  # the real __init__, into this module: its submodules stay
-        return getattr(self, name)
-
-
-def _import_smax_alone() -> types.ModuleType:
-    """Import `jaxmarl.environments.smax` without running jaxmarl's package `__init__`s first.
-
-    Those import every env JaxMARL ships (STORM, Overcooked, coin game, JaxNav, MPE, Hanabi, and
-    matplotlib): 6 of the 14 s it takes to start a run on this machine, paid again by every run,
-    test and sweep job. SMAX needs only its own subpackage, `multi_agent_env` and `spaces`. So the
-    two parents are registered as packages whose `__init__` is deferred until a name of theirs is
-    read (`jaxmarl.make`, `from jaxmarl.environments import SMAX`); then it runs as usual.
-    """
-    if "jaxmarl" not in sys.modules:
-        parent = None
-        for name in ("jaxmarl", "jaxmarl.environments"):
-            spec = importlib.util.find_spec(name, None if parent is None else parent.__path__)
-            if spec is None:
-                raise ModuleNotFoundError("SMAX needs jaxmarl: `make install` installs it", name=name)
-            package = _DeferredPackage(name)
-            package.__spec__, package.__loader__ = spec, spec.loader
-            package.__path__, package.__file__ = list(spec.submodule_search_locations), spec.origin
-            package.__package__ = name
-            sys.modules[name] = package
-            if parent is not None:
-                parent.__dict__["environments"] = package
-            parent = package
-    return importlib.import_module("jaxmarl.environments.smax")
-
-
-_smax = _import_smax_alone()
+_smax = import_smax_alone()
 HeuristicEnemySMAX = _smax.HeuristicEnemySMAX
 Scenario = _smax.Scenario
 map_name_to_scenario = _smax.map_name_to_scenario
 register_scenario = _smax.register_scenario
 MAP_NAME_TO_SCENARIO = sys.modules["jaxmarl.environments.smax.smax_env"].MAP_NAME_TO_SCENARIO
-
-from ptde.envs.base import BattleFrame, EnvAdapter, Step
-from ptde.envs.smac import SMACEnvConfig
 
 # Compiling a SMAX step takes seconds; keep compiled programs on disk across runs and tests.
 jax.config.update(
