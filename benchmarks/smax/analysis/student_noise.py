@@ -2,7 +2,9 @@
 same 256 greedy episodes (seed 4242) as z_at_test.sh (issue 14, item 4). Their stage 2 ran with
 the default student_noise=false; this only changes how the saved student acts.
 
-Run from the repo root: python benchmarks/smax/analysis/student_noise.py <out.json>
+Run from the repo root: python benchmarks/smax/analysis/student_noise.py <out.json> [run pattern]
+(the pattern defaults to qmix_gip_*, e.g. qmix_gip_3s_vs_5z_* for one map).
+Resumable: runs already in <out.json> are kept, the campaign's newly finished ones are added.
 """
 
 import json
@@ -14,9 +16,10 @@ from ptde.envs import make_env
 from ptde.experiment.evaluation import load_decentralized
 from ptde.rollout import test_policy
 
-out = {}
-for run in sorted(Path("outputs/benchmarks/smax").glob("qmix_gip_*")):
-    if '"status": "finished"' not in (run / "results.json").read_text():
+dest = Path(sys.argv[1])
+out = json.loads(dest.read_text()) if dest.exists() else {}
+for run in sorted(Path("outputs/benchmarks/smax").glob(sys.argv[2] if len(sys.argv) > 2 else "qmix_gip_*")):
+    if run.name in out or '"status": "finished"' not in (run / "results.json").read_text():
         continue
     policy, teacher = load_decentralized(run)
     cfg = teacher.hparams["cfg"]
@@ -32,4 +35,4 @@ for run in sorted(Path("outputs/benchmarks/smax").glob("qmix_gip_*")):
         "episodes": n,
     }
     print(run.name, json.dumps(out[run.name]), flush=True)
-Path(sys.argv[1]).write_text(json.dumps(out, indent=2))
+    dest.write_text(json.dumps(out, indent=2))
