@@ -186,6 +186,23 @@ def test_distillation_cuts_validation_mse_tenfold_on_a_real_teacher_dataset(tmp_
     assert (tmp_path / "distill" / "metrics.csv").exists()
 
 
+def test_teacher_data_is_the_same_whatever_the_global_rng_held_before():
+    cfg = compose_cfg("algo=qmix_gip", "env=smac/3m", "env.batch_size_run=4")
+    teacher = None
+    datasets = []
+    for rng_before in (1, 2):
+        train_env, _, info = build_envs(cfg, seed=0)
+        torch.manual_seed(0)
+        teacher = teacher or ValueDecompositionLearner(cfg, info.__dict__)
+        torch.manual_seed(rng_before)  # what stage 1 (or a resumed run) left in the global RNG
+        datasets.append(collect_teacher_dataset(teacher, train_env, episodes=4, epsilon=0.05, seed=7))
+        after = torch.rand(1)
+        torch.manual_seed(rng_before)
+        assert torch.equal(after, torch.rand(1))  # the caller's global RNG is left as it was
+    assert len(datasets[0]) > 4 * 3
+    assert torch.equal(datasets[0].inputs, datasets[1].inputs) and torch.equal(datasets[0].mu, datasets[1].mu)
+
+
 def test_teacher_without_global_information_is_refused():
     cfg = compose_cfg("algo=qmix", "env=smac/3m", "env.batch_size_run=2")
     train_env, _, info = build_envs(cfg, seed=0)

@@ -45,9 +45,23 @@ class TeacherDataset:
 def collect_teacher_dataset(
     teacher: L.LightningModule, env: MultiAgentEnv, episodes: int, epsilon: float, seed: int = 0
 ) -> TeacherDataset:
+    """Roll `teacher` for `episodes` episodes and keep one row per real agent step.
+
+    The rows depend only on the teacher, the env's seed and `seed`: ε's draws come from a generator
+    of `seed`, and the teacher's sampled z (drawn from torch's global RNG inside its act) from a
+    global RNG seeded with `seed` for this call and restored after it, so a re-run or a resumed run
+    does not change the data with whatever the RNG held before.
+    """
     if teacher.global_info is None:
         raise ValueError("the teacher has no global-information module (variant none): nothing to distill")
-    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _collect(teacher, env, episodes, epsilon, torch.Generator().manual_seed(seed))
+
+
+def _collect(
+    teacher: L.LightningModule, env: MultiAgentEnv, episodes: int, epsilon: float, generator: torch.Generator
+) -> TeacherDataset:
     n_actions = teacher.info.n_actions
     inputs_all, mu_all = [], []
     done = 0
