@@ -35,6 +35,9 @@ class ValueDecompositionConfig:
     # storage type of the replay's obs and state (upcast to float32 when sampled): float16 halves them
     buffer_dtype: BufferDtype = BufferDtype.float32
     target_update_interval: int = 200  # episodes between hard target updates
+    # 0: the hard updates above; in (0, 1]: a soft (Polyak) update after every update instead,
+    # target <- (1 - tau) target + tau online (EPyMARL's target_update_interval_or_tau below 1)
+    target_update_tau: float = 0.0
     # episodes per length-sorted chunk of an update (0 = the whole batch at once); only speed changes
     update_chunk: int = 32
     # exploration (epsilon-greedy, linear anneal over env steps)

@@ -59,6 +59,11 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")
+    tau = cfg["algo"].get("target_update_tau", 0.0)
+    if not 0.0 <= tau <= 1.0:
+        raise ConfigError(
+            f"algo.target_update_tau={tau} must be in [0, 1] (0: hard updates every target_update_interval)"
+        )
     if str(cfg["stage"]) != "2" and "buffer_size" in cfg["algo"]:  # an off-policy stage 1 (MAPPO keeps one rollout)
         from ptde.data.memory import replay_fit_error
         from ptde.envs.build import probe_env_info

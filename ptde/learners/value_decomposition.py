@@ -2,7 +2,8 @@
 
 Reads top to bottom like PyMARL2's NQLearner: unroll the agents over the sampled episodes, pick
 the chosen Q_i, mix them into Q_tot, build TD(λ) targets from the target networks with double Q,
-minimise the masked 0.5·TD² and hard-update the targets every `target_update_interval` episodes.
+minimise the masked 0.5·TD² and hard-update the targets every `target_update_interval` episodes
+(or, with `target_update_tau` > 0, move them by tau toward the online nets after every update).
 Env interaction happens in `ptde.callbacks.EnvInteractionCallback`; this module only learns.
 """
 
@@ -193,11 +194,27 @@ class ValueDecompositionLearner(StageOneLearner):
         self.counters.updates += 1
         for k, v in stats.items():
             self.pending_metrics.setdefault(k, []).append(v)
+        self.update_targets_on_schedule()
+
+    def update_targets_on_schedule(self) -> None:
+        """After each update: a soft update when `target_update_tau` > 0, else the hard copy once
+        `target_update_interval` episodes have passed since the last one (PyMARL2's schedule)."""
         c = self.counters
-        if (c.episodes - c.last_target_update_episode) >= self.algo["target_update_interval"]:
+        if self.algo["target_update_tau"] > 0:
+            self.soft_update_targets(self.algo["target_update_tau"])
+        elif (c.episodes - c.last_target_update_episode) >= self.algo["target_update_interval"]:
             self.update_targets()
             c.last_target_update_episode = c.episodes
 
     def update_targets(self) -> None:
         self.target_q_net.load_state_dict(self.q_net.state_dict())
         self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    @torch.no_grad()
+    def soft_update_targets(self, tau: float) -> None:
+        for target, online in ((self.target_q_net, self.q_net), (self.target_mixer, self.mixer)):
+            for t, o in zip(target.state_dict().values(), online.state_dict().values(), strict=True):
+                if t.is_floating_point():
+                    t.lerp_(o, tau)  # t <- t + tau (o - t)
+                else:
+                    t.copy_(o)
