@@ -16,6 +16,8 @@ CONDITIONS = {
     "default": sorted((HERE / "default" / "runs").glob("*")),
     "lr": sorted((HERE / "lr" / "runs").glob("*")),
     "target": sorted((HERE / "target" / "runs").glob("*")),
+    "tau": sorted((HERE / "tau" / "runs").glob("*")),
+    "eps": sorted((HERE / "eps" / "runs").glob("*")),
     "mappo, before (#15)": sorted((HERE.parent / "mappo" / "before" / "runs").glob("mappo_2s3z_*")),
     "mappo, after (#15)": sorted((HERE.parent / "mappo" / "after" / "runs").glob("mappo_2s3z_*")),
 }
