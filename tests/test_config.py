@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import CONF, compose_cfg, run_module
 
+from ptde.errors import ConfigError
+
 ALGOS = sorted(p.stem for p in (CONF / "algo").glob("*.yaml"))
 SMAC_MAPS = sorted(p.stem for p in (CONF / "env" / "smac").glob("*.yaml"))
 ENVS = sorted(str(p.relative_to(CONF / "env").with_suffix("")) for p in (CONF / "env").rglob("*.yaml"))
@@ -87,3 +89,22 @@ def test_algo_gip_equals_algo_plus_variant_gip():
     assert compose_cfg("algo=qmix_gip") == compose_cfg("algo=qmix", "variant=gip")
     assert compose_cfg("algo=vdn_giu") == compose_cfg("algo=vdn", "variant=giu")
     assert compose_cfg("algo=qmix_gip", "variant=none") == compose_cfg("algo=qmix")
+
+
+def test_each_env_family_checks_its_own_config_naming_the_valid_choices(tmp_path):
+    from ptde.envs import check_env_config
+
+    smax = compose_cfg("env=smac/3m")["env"]
+    check_env_config(smax)
+    check_env_config(compose_cfg("env=grf/counterattack_hard")["env"])
+    check_env_config(compose_cfg("env=ltr/synthetic")["env"])
+    cases = [
+        (dict(smax, name="9m"), ["env.name='9m' is not a SMAX map; valid maps:", "5m_vs_6m"]),
+        (dict(smax, family="go"), ["env.family='go' is not valid; valid choices:", "grf", "ltr", "smac/smax"]),
+        (dict(compose_cfg("env=grf/counterattack_hard")["env"], name="nope"), ["env.name='nope'"]),
+        (compose_cfg("env=ltr/mslr", f"env.data_dir={tmp_path / 'none'}")["env"], ["MSLR file not found"]),
+    ]
+    for env, expect in cases:
+        with pytest.raises(ConfigError) as err:
+            check_env_config(env)
+        assert all(text in str(err.value) for text in expect), (expect, str(err.value))

@@ -1,6 +1,7 @@
 """The composed config as the code reads it: a plain dict (`to_container`), the algorithm's table
 name (`run_label`), the checks that need more than one field or the machine (`validate`, before any
-run folder is written) and attribute access for env adapters (`ConfigView`)."""
+run folder is written; each env family checks its own part through `ptde.envs.check_env_config`)
+and attribute access for env adapters (`ConfigView`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ptde.envs import check_env_config
 from ptde.errors import ConfigError
 
 
@@ -30,32 +32,7 @@ def validate(cfg: dict[str, Any]) -> None:
     if cfg["trainer"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=cpu")
     env = cfg["env"]
-    if env["family"] == "smac" and env.get("backend") == "smax":
-        from ptde.envs.smax import available_maps
-
-        if env["name"] not in available_maps():
-            raise ConfigError(f"env.name={env['name']!r} is not a SMAX map; valid maps: {', '.join(available_maps())}")
-    if env["family"] == "grf":
-        from ptde.envs.football import scenario_of
-
-        try:
-            scenario_of(env["name"])
-        except ValueError as exc:
-            raise ConfigError(f"env.name={env['name']!r}: {exc}") from None
-    if env["family"] == "smac" and env.get("backend") == "sc2":
-        from ptde.envs.sc2 import smac_env_factory
-
-        try:
-            smac_env_factory()
-        except ImportError as exc:
-            raise ConfigError(str(exc)) from None
-    if env["family"] == "ltr" and env["name"] != "synthetic":
-        from ptde.envs.ranking import resolve_data_files
-
-        try:
-            resolve_data_files(ConfigView(env))  # a missing data file fails here, before any run folder
-        except (FileNotFoundError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
+    check_env_config(env)
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")
