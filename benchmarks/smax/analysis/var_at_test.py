@@ -1,6 +1,8 @@
 """σ² of the GIP teachers along their own greedy test episodes (issue 14, item 4: var_floor).
 
-Run from the repo root: python benchmarks/smax/analysis/var_at_test.py benchmarks/smax/analysis/var_at_test_3m.json
+Run from the repo root: python benchmarks/smax/analysis/var_at_test.py <out.json> [run pattern]
+(the pattern defaults to qmix_gip_3m_*, e.g. qmix_gip_5m_vs_6m_* for one map). Resumable: runs
+already in <out.json> are kept, the campaign's newly finished ones are added.
 """
 
 import json
@@ -26,9 +28,12 @@ def recording(distribution, seen: list):
     return rec
 
 
-out = {}
-for seed in (0, 1, 2):
-    learner = load_learner(f"outputs/benchmarks/smax/qmix_gip_3m_seed{seed}")
+dest = Path(sys.argv[1])
+out = json.loads(dest.read_text()) if dest.exists() else {}
+for run in sorted(Path("outputs/benchmarks/smax").glob(sys.argv[2] if len(sys.argv) > 2 else "qmix_gip_3m_*")):
+    if run.name in out or '"status": "finished"' not in (run / "results.json").read_text():
+        continue
+    learner = load_learner(run)
     net = learner.acting_net
     seen: list = []
     net.global_distribution = recording(net.global_distribution, seen)
@@ -38,7 +43,7 @@ for seed in (0, 1, 2):
     mu = torch.cat([m for m, _ in seen])  # [rows, z]
     var = torch.cat([v for _, v in seen])
     floor = learner.hparams["cfg"]["variant"]["var_floor"]
-    out[f"seed{seed}"] = {
+    out[run.name] = {
         "var_floor": floor,
         "var_median": var.median().item(),
         "var_mean": var.mean().item(),
@@ -48,5 +53,5 @@ for seed in (0, 1, 2):
         "mu_std_over_steps": mu.std(0).mean().item(),
         "rows": mu.shape[0],
     }
-    print(seed, json.dumps(out[f"seed{seed}"]), flush=True)
-Path(sys.argv[1]).write_text(json.dumps(out, indent=2))
+    print(run.name, json.dumps(out[run.name]), flush=True)
+    dest.write_text(json.dumps(out, indent=2))
