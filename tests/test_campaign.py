@@ -109,3 +109,33 @@ def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
     assert third.returncode == 0, third.stdout + third.stderr
     assert "0 runs trained or resumed" in third.stdout and third.stdout.count(" done") == 2
     assert mtimes == {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
+
+
+def test_every_campaign_composes_and_each_run_is_a_valid_train_config(tmp_path):
+    """A typo in a campaign's override (an algo key, a map) fails here, not hours into a campaign."""
+    from conftest import CONF, compose_cfg
+    from hydra import compose, initialize_config_dir
+
+    from ptde.config import register_entry_configs
+    from ptde.config.resolved import to_container
+    from ptde.tools.campaign import campaign_runs, train_command
+
+    register_entry_configs()
+    names = sorted(p.stem for p in (CONF / "campaign").glob("*.yaml"))
+    assert {"smax", "collapse_tau", "collapse_eps", "mappo_5m_vs_6m"} <= set(names)
+    algo_of = {}
+    for name in names:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = to_container(compose("benchmark", overrides=[f"campaign={name}"]))
+        runs = campaign_runs(cfg)
+        assert runs and cfg["campaign"]["name"] == name
+        for run in {(r.algo, r.env): r for r in runs}.values():  # one run per algo x env
+            cmd = train_command(cfg, run, tmp_path / run.name)
+            train = compose_cfg(*cmd[cmd.index("ptde.train") + 1 : -1])  # all but hydra.run.dir
+            assert train["trainer"]["max_env_steps"] == run.max_env_steps, name
+            assert train["env"]["name"] == run.env.split("/")[1], name
+            algo_of[name] = train["algo"]
+    assert algo_of["collapse_tau"]["target_update_tau"] == 0.01
+    assert algo_of["collapse_eps"]["epsilon_anneal_time"] == 200_000
+    assert algo_of["collapse_default"]["target_update_tau"] == 0.0
+    assert algo_of["mappo_5m_vs_6m"]["name"] == "mappo"
