@@ -18,6 +18,8 @@ CONDITIONS = {
     "target": sorted((HERE / "target" / "runs").glob("*")),
     "tau": sorted((HERE / "tau" / "runs").glob("*")),
     "eps": sorted((HERE / "eps" / "runs").glob("*")),
+    "lambda": sorted((HERE / "lambda" / "runs").glob("*")),
+    "buffer": sorted((HERE / "buffer" / "runs").glob("*")),
     "mappo, before (#15)": sorted((HERE.parent / "mappo" / "before" / "runs").glob("mappo_2s3z_*")),
     "mappo, after (#15)": sorted((HERE.parent / "mappo" / "after" / "runs").glob("mappo_2s3z_*")),
 }
