@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import REPO
 
 from ptde.report.efficiency import curve_efficiency, efficiency_table, run_efficiency
@@ -122,20 +123,59 @@ def test_every_campaign_composes_and_each_run_is_a_valid_train_config(tmp_path):
 
     register_entry_configs()
     names = sorted(p.stem for p in (CONF / "campaign").glob("*.yaml"))
-    assert {"smax", "collapse_tau", "collapse_eps", "mappo_5m_vs_6m"} <= set(names)
+    assert {"smax", "collapse_2s3z", "mappo_5m_vs_6m"} <= set(names)
     algo_of = {}
     for name in names:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = to_container(compose("benchmark", overrides=[f"campaign={name}"]))
         runs = campaign_runs(cfg)
         assert runs and cfg["campaign"]["name"] == name
-        for run in {(r.algo, r.env): r for r in runs}.values():  # one run per algo x env
+        for run in {(r.group, r.algo, r.env): r for r in runs}.values():  # one run per group x algo x env
             cmd = train_command(cfg, run, tmp_path / run.name)
             train = compose_cfg(*cmd[cmd.index("ptde.train") + 1 : -1])  # all but hydra.run.dir
             assert train["trainer"]["max_env_steps"] == run.max_env_steps, name
             assert train["env"]["name"] == run.env.split("/")[1], name
-            algo_of[name] = train["algo"]
-    assert algo_of["collapse_tau"]["target_update_tau"] == 0.01
-    assert algo_of["collapse_eps"]["epsilon_anneal_time"] == 200_000
-    assert algo_of["collapse_default"]["target_update_tau"] == 0.0
-    assert algo_of["mappo_5m_vs_6m"]["name"] == "mappo"
+            algo_of[name, run.group] = train["algo"]
+    collapse = {group: algo for (name, group), algo in algo_of.items() if name == "collapse_2s3z"}
+    assert sorted(collapse) == ["buffer", "default", "eps", "lambda", "lr", "target", "tau"]
+    assert collapse["default"]["target_update_tau"] == 0.0 and collapse["default"]["lr"] == 0.001
+    assert collapse["tau"]["target_update_tau"] == 0.01
+    assert collapse["eps"]["epsilon_anneal_time"] == 200_000
+    assert collapse["lr"]["lr"] == 0.0005 and collapse["target"]["target_update_interval"] == 400
+    assert collapse["lambda"]["td_lambda"] == 0 and collapse["buffer"]["buffer_size"] == 1000
+    # each condition changes one key of the defaults, nothing else
+    for group, algo in collapse.items():
+        changed = {k for k in algo if algo[k] != collapse["default"][k]}
+        assert len(changed) == (group != "default"), (group, changed)
+    assert algo_of["mappo_5m_vs_6m", ""]["name"] == "mappo"
+
+
+def test_named_groups_have_their_own_folders_and_keys(tmp_path):
+    """An ablation's conditions are groups of one campaign; each keeps its runs in <out>/<group>/."""
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    from ptde.config import register_entry_configs
+    from ptde.config.resolved import to_container
+    from ptde.errors import ConfigError
+    from ptde.tools.campaign import Campaign, campaign_runs
+
+    register_entry_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = to_container(compose("benchmark", overrides=["campaign=collapse_2s3z", "only=[tau/*,lr/*seed1]",
+                                                           f"out={tmp_path / 'out'}", f"work_dir={tmp_path / 'w'}"]))  # fmt: skip
+    runs = campaign_runs(cfg)
+    assert [r.key for r in runs] == ["lr/qmix_2s3z_seed1", "tau/qmix_2s3z_seed0", "tau/qmix_2s3z_seed1"]
+    assert {r.name for r in runs} == {"qmix_2s3z_seed0", "qmix_2s3z_seed1"}  # the report's labels
+    done = tmp_path / "out" / "tau" / "runs" / "qmix_2s3z_seed0"
+    done.mkdir(parents=True)
+    (done / "results.json").write_text(json.dumps({"status": "finished"}))
+    ckpt = tmp_path / "w" / "lr" / "qmix_2s3z_seed1" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    camp = Campaign(cfg)
+    assert [camp.status(r) for r in runs] == ["resume", "done", "new"]  # the same run name, another group
+    dup = {**cfg, "only": None}
+    dup["campaign"] = {**cfg["campaign"], "groups": [{**g, "name": "x"} for g in cfg["campaign"]["groups"][:2]]}
+    with pytest.raises(ConfigError, match="x/qmix_2s3z_seed0"):
+        campaign_runs(dup)

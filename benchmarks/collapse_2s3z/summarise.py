@@ -4,22 +4,21 @@ the peak, and the last test at or before 200k env steps, from the committed metr
 MAPPO's 2s3z runs of issue 15 (benchmarks/mappo/{before,after}, 300k env steps, same SMAX map and
 heuristic enemy) are read the same way, cut at 200k: they tell the env from the learner.
 
+The conditions are the groups of conf/campaign/collapse_2s3z.yaml, in its order.
+
 Run from the repo root: python benchmarks/collapse_2s3z/summarise.py
 """
 
 import csv
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).parent
 BUDGET = 200_000
+GROUPS = yaml.safe_load((HERE.parents[1] / "conf" / "campaign" / "collapse_2s3z.yaml").read_text())["groups"]
 CONDITIONS = {
-    "default": sorted((HERE / "default" / "runs").glob("*")),
-    "lr": sorted((HERE / "lr" / "runs").glob("*")),
-    "target": sorted((HERE / "target" / "runs").glob("*")),
-    "tau": sorted((HERE / "tau" / "runs").glob("*")),
-    "eps": sorted((HERE / "eps" / "runs").glob("*")),
-    "lambda": sorted((HERE / "lambda" / "runs").glob("*")),
-    "buffer": sorted((HERE / "buffer" / "runs").glob("*")),
+    **{g["name"]: sorted((HERE / g["name"] / "runs").glob("*")) for g in GROUPS},
     "mappo, before (#15)": sorted((HERE.parent / "mappo" / "before" / "runs").glob("mappo_2s3z_*")),
     "mappo, after (#15)": sorted((HERE.parent / "mappo" / "after" / "runs").glob("mappo_2s3z_*")),
 }

@@ -118,12 +118,18 @@ class DistillEntryConfig:
 
 @dataclass
 class CampaignGroup:
-    """Runs of a campaign that share a budget: every algo x env x seed of the group."""
+    """Runs of a campaign that share a budget and settings: every algo x env x seed of the group.
+
+    A named group is a condition of an ablation (one campaign, one file, instead of a file per
+    condition): its runs and report live in `<campaign.out>/<name>/`, its runs are `<name>/<run>`.
+    """
 
     envs: list[str] = MISSING  # env options, e.g. smac/3s_vs_5z
     algos: list[str] = MISSING  # algo options; giu/gip runs go through stage 2 (the *_kd row and PRR)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     max_env_steps: int = MISSING
+    name: str = ""  # "" : the runs and report go to campaign.out itself
+    overrides: list[str] = field(default_factory=list)  # ptde.train overrides of this group, after the campaign's
 
 
 @dataclass

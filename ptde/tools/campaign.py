@@ -5,7 +5,8 @@ one `ptde.train` process with its own `hydra.run.dir` under `work_dir`, so re-ru
 continues every run where it stopped (`resume=auto` picks up its checkpoint) and skips the finished
 ones. When a run finishes, only its small artefacts (config.yaml, results.json, metrics.csv,
 distill/metrics.csv) are copied to `<out>/runs/<run>/`, and the report in `<out>/report/` is rebuilt
-from those copies, so what is committed is exactly what the report was made from.
+from those copies, so what is committed is exactly what the report was made from. A named group (a
+condition of an ablation, with its own overrides) has its own `<out>/<group>/runs/` and report.
 
 Runs are ordered seed-major (every cell's seed 0 before any seed 1), so a campaign cut short by the
 end of a session leaves whole cells of the table as early as possible.
@@ -48,10 +49,18 @@ class CampaignRun:
     env: str  # env option, e.g. smac/3s_vs_5z
     seed: int
     max_env_steps: int
+    group: str = ""  # the named group's folder under out and work_dir ("" : none)
+    overrides: tuple[str, ...] = ()  # the group's ptde.train overrides
 
     @property
     def name(self) -> str:
+        """The run's folder name, as ptde.report labels it."""
         return f"{self.algo}_{self.env.split('/')[-1]}_seed{self.seed}"
+
+    @property
+    def key(self) -> str:
+        """Unique in the campaign: what `only` matches and the log names."""
+        return f"{self.group}/{self.name}" if self.group else self.name
 
 
 def campaign_runs(cfg: dict[str, Any]) -> list[CampaignRun]:
@@ -66,14 +75,19 @@ def campaign_runs(cfg: dict[str, Any]) -> list[CampaignRun]:
             raise ConfigError(f"campaign {cfg['campaign']['name']} names unknown {kind} {', '.join(unknown)}; "
                               f"valid: {', '.join(group_options(kind))}")  # fmt: skip
     runs = [
-        CampaignRun(algo, env, seed, g["max_env_steps"])
+        CampaignRun(algo, env, seed, g["max_env_steps"], g["name"], tuple(g["overrides"]))
         for g in groups
         for seed in g["seeds"]
         for env in g["envs"]
         for algo in g["algos"]
     ]  # group by group, and seed-major inside a group
+    keys = [r.key for r in runs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(f"campaign {cfg['campaign']['name']} has the run(s) {', '.join(twice)} in two groups; "
+                          "give the groups distinct names")  # fmt: skip
     if cfg["only"] is not None:
-        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.name, pat) for pat in cfg["only"])]
+        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.key, pat) for pat in cfg["only"])]
         if not runs:
             raise ConfigError(f"only={cfg['only']} matches no run of campaign {cfg['campaign']['name']}")
     return runs
@@ -85,7 +99,7 @@ def train_command(cfg: dict[str, Any], run: CampaignRun, run_dir: Path) -> list[
     return [
         *nice, sys.executable, "-m", "ptde.train",
         f"algo={run.algo}", f"env={run.env}", f"seed={run.seed}",
-        *budget, *cfg["campaign"]["overrides"], *cfg["extra"],
+        *budget, *cfg["campaign"]["overrides"], *run.overrides, *cfg["extra"],
         f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
 
@@ -122,11 +136,14 @@ class Campaign:
         self.stopping = False
         self.failed: list[str] = []
 
+    def runs_dir(self, group: str) -> Path:
+        return self.out / group / "runs"
+
     def status(self, run: CampaignRun) -> str:
         """done (artefacts committed), copy (finished, not copied yet), resume (has a checkpoint), new."""
-        if is_finished(self.out / "runs" / run.name):
+        if is_finished(self.runs_dir(run.group) / run.name):
             return "done"
-        run_dir = self.work / run.name
+        run_dir = self.work / run.group / run.name
         if is_finished(run_dir):
             return "copy"
         return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
@@ -137,17 +154,17 @@ class Campaign:
             self._train(run)
         except Exception as exc:  # noqa: BLE001 - the campaign goes on with the other runs
             with self.lock:
-                self.failed.append(run.name)
-                print(f"[campaign] {run.name}: {type(exc).__name__}: {exc}", flush=True)
+                self.failed.append(run.key)
+                print(f"[campaign] {run.key}: {type(exc).__name__}: {exc}", flush=True)
 
     def _train(self, run: CampaignRun) -> None:
         if self.stopping:
             return
-        run_dir = (self.work / run.name).resolve()
+        run_dir = (self.work / run.group / run.name).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         cmd = train_command(self.cfg, run, run_dir)
         with self.lock:
-            print(f"[campaign] start {run.name} ({self.status(run)})", flush=True)
+            print(f"[campaign] start {run.key} ({self.status(run)})", flush=True)
         with open(run_dir / "train.log", "a") as log:
             log.write(f"\n+ {shlex.join(cmd)}\n")
             log.flush()
@@ -159,20 +176,21 @@ class Campaign:
                 self.procs.discard(proc)
         with self.lock:
             if is_finished(run_dir):
-                copy_artefacts(run_dir, self.out / "runs" / run.name)
-                print(f"[campaign] finished {run.name}", flush=True)
-                self.rebuild_report()
+                copy_artefacts(run_dir, self.runs_dir(run.group) / run.name)
+                print(f"[campaign] finished {run.key}", flush=True)
+                self.rebuild_report(run.group)
             elif not self.stopping:
-                self.failed.append(run.name)
-                print(f"[campaign] {run.name} ended with exit code {code}; see {run_dir / 'train.log'}", flush=True)
+                self.failed.append(run.key)
+                print(f"[campaign] {run.key} ended with exit code {code}; see {run_dir / 'train.log'}", flush=True)
 
-    def rebuild_report(self) -> None:
-        if not self.cfg["report"] or not (self.out / "runs").is_dir():
+    def rebuild_report(self, group: str) -> None:
+        if not self.cfg["report"] or not self.runs_dir(group).is_dir():
             return
         from ptde.report.build import build_report
 
-        index = build_report(self.out / "runs", self.out / "report", bootstrap_reps=2000, seed=0,
-                             title=f"campaign {self.cfg['campaign']['name']}")  # fmt: skip
+        title = " / ".join(filter(None, (f"campaign {self.cfg['campaign']['name']}", group)))
+        index = build_report(self.runs_dir(group), self.out / group / "report", bootstrap_reps=2000, seed=0,
+                             title=title)  # fmt: skip
         print(f"[campaign] report: {index}", flush=True)
 
     def stop(self, signum: int, _frame: Any) -> None:
@@ -185,12 +203,12 @@ class Campaign:
     def run(self) -> int:
         plan = [(r, self.status(r)) for r in self.runs]
         for r, s in plan:
-            print(f"[campaign] {r.name:<32} {s}", flush=True)
+            print(f"[campaign] {r.key:<32} {s}", flush=True)
         if self.cfg["dry_run"]:
             return 0
         for r, s in plan:
             if s == "copy":
-                copy_artefacts(self.work / r.name, self.out / "runs" / r.name)
+                copy_artefacts(self.work / r.group / r.name, self.runs_dir(r.group) / r.name)
         todo = [r for r, s in plan if s in ("new", "resume")]
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -198,7 +216,8 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=max(1, self.cfg["jobs"])) as pool:
             list(pool.map(self.train, todo))
         if not todo:
-            self.rebuild_report()
+            for group in dict.fromkeys(r.group for r in self.runs):
+                self.rebuild_report(group)
         print(f"[campaign] {len(todo)} runs trained or resumed in {time.time() - t0:.0f} s; "
               f"{len(self.failed)} failed{': ' + ', '.join(self.failed) if self.failed else ''}", flush=True)  # fmt: skip
         if self.stopping:
