@@ -26,9 +26,6 @@ from ptde.errors import ConfigError
 from ptde.experiment.preemption import Preempted
 from ptde.experiment.resume import plan_resume, resume_argv
 from ptde.experiment.run_folder import holds_a_run
-from ptde.experiment.runner import run
-
-__all__ = ["main", "run"]  # `run`: the experiment runner, importable from the entry point as before
 
 register_configs()
 
@@ -44,6 +41,10 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     container = to_container(cfg)
     existed = holds_a_run(run_dir)
+    # imported here, not at the top: the runner pulls in Lightning (seconds), and a typo on the
+    # command line is reported by prepare_command_line before any of it is needed
+    from ptde.experiment.runner import run
+
     try:
         plan = plan_resume(container, run_dir, [o for o in hydra_cfg.overrides.task if not o.startswith("hydra")])
         results = run(container, run_dir, plan)  # validates the config before anything is written

@@ -277,8 +277,8 @@ def test_training_is_bit_identical_with_the_padded_buffer(tmp_path, monkeypatch)
 
     pytest.importorskip("jaxmarl")
     from ptde.data.datamodule import ReplayDataModule
+    from ptde.experiment.runner import run
     from ptde.learners.value_decomposition import ValueDecompositionLearner
-    from ptde.train import run
 
     cfg = compose_cfg(
         "algo=qmix_gip", "env=smac/3m", "stage=1", "logger=csv", "trainer.max_env_steps=900",

@@ -154,7 +154,7 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_checkpoint(u
 
 def test_nan_after_the_first_checkpoint_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from ptde.envs.smax import SMAXEnv
-    from ptde.train import run
+    from ptde.experiment.runner import run
 
     real_step = SMAXEnv.step
     live_steps = {"n": 0}
