@@ -137,7 +137,7 @@ def test_every_campaign_composes_and_each_run_is_a_valid_train_config(tmp_path):
             assert train["env"]["name"] == run.env.split("/")[1], name
             algo_of[name, run.group] = train["algo"]
     collapse = {group: algo for (name, group), algo in algo_of.items() if name == "collapse_2s3z"}
-    assert sorted(collapse) == ["buffer", "buffer_128", "default", "double_q", "eps", "lambda", "lr", "target", "tau", "vdn"]
+    assert sorted(collapse) == "buffer buffer_128 default double_q eps lambda lr target tau vdn".split()
     assert collapse["default"]["target_update_tau"] == 0.0 and collapse["default"]["lr"] == 0.001
     assert collapse["tau"]["target_update_tau"] == 0.01
     assert collapse["eps"]["epsilon_anneal_time"] == 200_000
