@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,7 @@ def campaign_runs(cfg: dict[str, Any]) -> list[CampaignRun]:
         for env in g["envs"]
         for algo in g["algos"]
     ]  # group by group, and seed-major inside a group
-    keys = [r.key for r in runs]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+    twice = sorted(k for k, n in Counter(r.key for r in runs).items() if n > 1)
     if twice:
         raise ConfigError(f"campaign {cfg['campaign']['name']} has the run(s) {', '.join(twice)} in two groups; "
                           "give the groups distinct names")  # fmt: skip
@@ -137,13 +137,20 @@ class Campaign:
         self.failed: list[str] = []
 
     def runs_dir(self, group: str) -> Path:
+        """Where a group's committed artefacts go (`<out>/runs` for an unnamed group)."""
         return self.out / group / "runs"
+
+    def artefacts(self, run: CampaignRun) -> Path:
+        return self.runs_dir(run.group) / run.name
+
+    def work_dir(self, run: CampaignRun) -> Path:
+        return self.work / run.group / run.name
 
     def status(self, run: CampaignRun) -> str:
         """done (artefacts committed), copy (finished, not copied yet), resume (has a checkpoint), new."""
-        if is_finished(self.runs_dir(run.group) / run.name):
+        if is_finished(self.artefacts(run)):
             return "done"
-        run_dir = self.work / run.group / run.name
+        run_dir = self.work_dir(run)
         if is_finished(run_dir):
             return "copy"
         return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
@@ -160,7 +167,7 @@ class Campaign:
     def _train(self, run: CampaignRun) -> None:
         if self.stopping:
             return
-        run_dir = (self.work / run.group / run.name).resolve()
+        run_dir = self.work_dir(run).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         cmd = train_command(self.cfg, run, run_dir)
         with self.lock:
@@ -176,7 +183,7 @@ class Campaign:
                 self.procs.discard(proc)
         with self.lock:
             if is_finished(run_dir):
-                copy_artefacts(run_dir, self.runs_dir(run.group) / run.name)
+                copy_artefacts(run_dir, self.artefacts(run))
                 print(f"[campaign] finished {run.key}", flush=True)
                 self.rebuild_report(run.group)
             elif not self.stopping:
@@ -208,7 +215,7 @@ class Campaign:
             return 0
         for r, s in plan:
             if s == "copy":
-                copy_artefacts(self.work / r.group / r.name, self.runs_dir(r.group) / r.name)
+                copy_artefacts(self.work_dir(r), self.artefacts(r))
         todo = [r for r, s in plan if s in ("new", "resume")]
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
