@@ -137,17 +137,18 @@ def test_every_campaign_composes_and_each_run_is_a_valid_train_config(tmp_path):
             assert train["env"]["name"] == run.env.split("/")[1], name
             algo_of[name, run.group] = train["algo"]
     collapse = {group: algo for (name, group), algo in algo_of.items() if name == "collapse_2s3z"}
-    assert sorted(collapse) == "buffer buffer_128 default double_q eps lambda lr target tau vdn".split()
+    assert sorted(collapse) == "buffer buffer_128 default double_q eps lambda long lr lr_1e-4 target tau vdn".split()
     assert collapse["default"]["target_update_tau"] == 0.0 and collapse["default"]["lr"] == 0.001
     assert collapse["tau"]["target_update_tau"] == 0.01
     assert collapse["eps"]["epsilon_anneal_time"] == 200_000
     assert collapse["lr"]["lr"] == 0.0005 and collapse["target"]["target_update_interval"] == 400
+    assert collapse["lr_1e-4"]["lr"] == 0.0001
     assert collapse["lambda"]["td_lambda"] == 0 and collapse["buffer"]["buffer_size"] == 1000
     assert collapse["double_q"]["double_q"] is False and collapse["vdn"]["mixer"] == "vdn"
     # each condition changes one thing of the defaults, nothing else (VDN: its mixer, and its name)
     for group, algo in collapse.items():
         changed = {k for k in algo if algo[k] != collapse["default"][k]}
-        assert len(changed) == {"default": 0, "vdn": 2}.get(group, 1), (group, changed)
+        assert len(changed) == {"default": 0, "long": 0, "vdn": 2}.get(group, 1), (group, changed)
     assert algo_of["mappo_5m_vs_6m", ""]["name"] == "mappo"
 
 
