@@ -166,42 +166,86 @@ def test_actions_reach_the_agents_player(env3v1: GRFEnv) -> None:
         assert (dy[b, others].abs() < 1e-3).all(), dy
 
 
-def test_scripted_goal_wins_and_freezes(env3v1: GRFEnv) -> None:
-    """Pass to a winger who runs at goal and shoots: goals give won, reward 1, terminated."""
-    B, goals = env3v1.batch_size, 0
+def scripted_attack(env: GRFEnv, step, t: int) -> torch.Tensor:
+    """Pass to a winger who runs at goal and shoots; the others run at the goal too."""
+    B = env.batch_size
+    owner = owner_player(env, step.state)
+    actions = torch.zeros(B, 3, dtype=torch.long)
+    for b in range(B):
+        for i in range(3):
+            x, y = step.obs[b, i, 0].item(), step.obs[b, i, 1].item()
+            has_ball = step.obs[b, i, -2] == 1 and owner[b] == env.players[i]
+            target_y = 0.05 if y > 0 else -0.05
+            if t <= 2:
+                actions[b, i] = (SPRINT, 4, SHORT_PASS)[t] if i == 0 else SPRINT
+            elif has_ball:
+                actions[b, i] = SHOT if x >= 0.75 else toward(0.95 - x, target_y - y)
+            elif x < 0.85:
+                actions[b, i] = toward(0.9 - x, target_y - y)
+    return actions
+
+
+def scripted_goals(env: GRFEnv, check_step) -> tuple[int, list[float]]:
+    """Scripted attacks until a goal (at most 3 batches): (goals, returns of the goal episodes).
+    `check_step(step, new_goals, done_before)` asserts on every step."""
+    B, goals, goal_returns = env.batch_size, 0, []
     for seed in range(3):
-        step = env3v1.reset(seed=seed)
+        step = env.reset(seed=seed)
         done = torch.zeros(B, dtype=torch.bool)
-        for t in range(env3v1.episode_limit):
-            owner = owner_player(env3v1, step.state)
-            actions = torch.zeros(B, 3, dtype=torch.long)
-            for b in range(B):
-                for i in range(3):
-                    x, y = step.obs[b, i, 0].item(), step.obs[b, i, 1].item()
-                    has_ball = step.obs[b, i, -2] == 1 and owner[b] == env3v1.players[i]
-                    target_y = 0.05 if y > 0 else -0.05
-                    if t <= 2:
-                        actions[b, i] = (SPRINT, 4, SHORT_PASS)[t] if i == 0 else SPRINT
-                    elif has_ball:
-                        actions[b, i] = SHOT if x >= 0.75 else toward(0.95 - x, target_y - y)
-                    elif x < 0.85:
-                        actions[b, i] = toward(0.9 - x, target_y - y)
+        ret = torch.zeros(B)
+        for t in range(env.episode_limit):
             prev = step
-            step = env3v1.step(actions)
+            step = env.step(scripted_attack(env, step, t))
             # frozen environments repeat their last outputs with zero reward and no flags
             assert torch.equal(step.obs[done], prev.obs[done]) and (step.reward[done] == 0).all()
             assert not (step.terminated | step.truncated | step.won)[done].any()
             new = step.won & ~done
-            assert torch.equal(step.reward[new], torch.ones(int(new.sum())))
             assert step.terminated[new].all() and not step.truncated[new].any()
-            assert (step.reward[~step.won] == 0).all()
+            check_step(step, new, done)
+            ret += step.reward
             goals += int(new.sum())
+            goal_returns += ret[new].tolist()
             done |= step.done
             if done.all():
                 break
         if goals:
             break
+    return goals, goal_returns
+
+
+def test_scripted_goal_pays_the_authors_reward(env3v1: GRFEnv) -> None:
+    """The default reward is the authors' (ptde-open FootballEnv: scoring,checkpoints summed over the
+    controllers): a goal pays each of the n controllers 1 plus its uncollected checkpoints, a
+    checkpoint 0.1 to the ball carrier's controller, so a goal episode returns exactly 2n."""
+    n = env3v1.n_agents
+
+    def check(step, new, done) -> None:
+        if new.any():
+            assert (step.reward[new] >= n - 1e-5).all() and (step.reward[new] <= 2 * n + 1e-5).all()
+        other = ~new & ~done
+        r = step.reward[other]
+        assert (r >= 0).all() and (r <= 1.0 + 1e-5).all()  # checkpoints only: at most all 10 at once
+        assert torch.allclose(r * 10, (r * 10).round(), atol=1e-4)  # multiples of 0.1
+
+    goals, returns = scripted_goals(env3v1, check)
     assert goals >= 1, "no goal in 12 scripted episodes"
+    assert np.allclose(returns, 2 * n, atol=1e-4), returns
+    assert any(r > 0 for r in returns)
+
+
+def test_scoring_counted_once_is_one_setting_away() -> None:
+    """reward=scoring with reward_sum=false: +1 per goal, 0 on every other step."""
+    env = GRFEnv(grf_config("3_vs_1_with_keeper", reward="scoring", reward_sum=False), batch_size=4, seed=0)
+    try:
+
+        def check(step, new, done) -> None:
+            assert torch.equal(step.reward[new], torch.ones(int(new.sum())))
+            assert (step.reward[~step.won] == 0).all()
+
+        goals, returns = scripted_goals(env, check)
+        assert goals >= 1 and np.allclose(returns, 1.0)
+    finally:
+        env.close()
 
 
 def test_truncation_at_episode_limit() -> None:

@@ -9,11 +9,15 @@ sees follows the paper's Table 8, built from the engine's `raw` observation:
 - state: per team (left then right) all absolute positions, speeds, tired factors and role
   one-hots (10 GRF roles); the ball's position, speed and rotation; the owning team one-hot and the
   owning player's index one-hot (last slot: nobody).
-Reward is the team's reward times `reward_scale`: "scoring" gives +1 when the left team scores
-(counted once, where PyMARL2-style wrappers sum it over agents: use reward_scale = n_agents for
-that convention); "scoring,checkpoints" adds gfootball's checkpoint rewards, which go to the
-controller of the ball carrier. `won` means the left team scored. All 19 default actions are
-always available.
+Reward, by default as the authors' code has it (chenyiqun/ptde-open `envs/gfootball/FootballEnv.py`:
+`rewards='scoring,checkpoints'`, step reward `sum(rewards)` over the controlled players): gfootball
+pays every controller +1 when the left team scores and 0.1 per checkpoint to the controller of the
+ball carrier (at a goal, each controller also gets its checkpoints not yet collected), and the step
+reward is the SUM over the controllers, so a goal pays n_agents and an episode that ends in a goal
+returns exactly 2·n_agents. `reward=scoring` drops the checkpoints; `reward_sum=false` counts the
+goal once instead of once per controller (the project's convention before the authors' was adopted:
+both settings together give +1 per goal). All of it times `reward_scale`. `won` means the left team
+scored. All 19 default actions are always available.
 
 Stable agent identity. With k controllers on a team that has more controllable players, the engine
 picks and re-picks which players the controllers hold (measured on 30 random episodes of the stock
@@ -86,7 +90,11 @@ class GRFEnvConfig:
     n_agents: int = MISSING  # the first n of the scenario's agent players (SCENARIOS[name].agent_players)
     batch_size_run: int = 8  # parallel environments while training
     test_batch_size: int = 8  # engine workers for greedy test episodes (more than the cores gains nothing)
-    reward: str = "scoring"  # gfootball reward spec: scoring | scoring,checkpoints
+    # gfootball reward spec: scoring,checkpoints (the authors' setting) | scoring
+    reward: str = "scoring,checkpoints"
+    # true: step reward = sum of the controllers' rewards, a goal pays n_agents (the authors'
+    # FootballEnv, PyMARL2-style); false: the goal counted once (checkpoints still summed)
+    reward_sum: bool = True
     reward_scale: float = 1.0
     step_timeout_s: float = 30.0  # a worker silent this long on a step is treated as hung
     reset_timeout_s: float = 120.0  # covers starting the engine in a fresh worker
@@ -307,11 +315,12 @@ def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward:
                 score = raw[0]["score"]
                 won = bool(score[0] > score[1])
                 time_up = int(raw[0]["steps_left"]) <= 0 and score[0] == score[1]  # engine's 400 steps
-                # every controller gets the scoring reward, count it once; checkpoint rewards go to
-                # the controller holding the ball carrier, add them up
+                # every controller gets the scoring reward, checkpoint rewards go to the controller
+                # holding the ball carrier; the sum over controllers is the authors' step reward
+                # (a goal pays n), the parent counts the goal once when reward_sum is off
+                reward = float(np.sum(np.asarray(rew)))
                 score_reward = float(info["score_reward"])
-                reward = score_reward + float(np.sum(np.asarray(rew) - score_reward))
-                conn.send(("ok", (obs, state, reward, bool(done), won, time_up, np.asarray(active))))
+                conn.send(("ok", (obs, state, reward, score_reward, bool(done), won, time_up, np.asarray(active))))
             elif cmd == "close":
                 env.close()
                 return
@@ -502,8 +511,10 @@ class GRFEnv(EnvAdapter):
             if payload is None:
                 failed[b] = why
                 continue
-            self._obs[b], self._state[b], rew, done, scored, time_up, self._active[b] = payload
+            self._obs[b], self._state[b], rew, score_rew, done, scored, time_up, self._active[b] = payload
             self._t[b] += 1
+            if not self.cfg.reward_sum:  # the goal once, not once per controller
+                rew -= (len(self.players) - 1) * score_rew
             reward[b] = rew * float(self.cfg.reward_scale)
             terminated[b] = done and not time_up
             truncated[b] = (self._t[b] >= self.episode_limit or time_up) and not terminated[b]
