@@ -58,7 +58,7 @@ train: install
 	$(PY) -m ptde.train $(ARGS)
 
 bench: install
-	$(PY) -m ptde.tools.bench --grf $(ARGS)
+	$(PY) -m ptde.tools.bench --grf --parts throughput collection replay checkpoint speed $(ARGS)
 
 $(PAPER): install
 	$(PY) -m ptde.sweep grid=$(subst -,_,$@) $(SWEEP_ARGS) $(ARGS)

@@ -24,7 +24,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+def conf_dir() -> Path:
+    """The repository's Hydra config folder (conf/, beside the package), the one every entry point
+    composes from. Kept here, in a module that imports nothing of ptde, so that tools outside the
+    entry points (the bench) find the same folder instead of working the path out again from
+    wherever their own file happens to live."""
+    return Path(__file__).resolve().parents[1] / "conf"
+
+
+CONF_DIR = str(conf_dir())
 
 # Hydra's flags that take a value (`-c job`, `--config-name x`); `--info` takes one of INFO_CHOICES or none
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}

@@ -11,7 +11,6 @@ episode as an animated GIF (`render_<mode>.gif` in the run folder, or `render_pa
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from ptde.envs import make_env
 from ptde.envs.build import test_batch_size
 from ptde.errors import ConfigError
 from ptde.experiment.evaluation import MeanZPolicy, load_decentralized
-from ptde.experiment.run_folder import write_json_atomic
+from ptde.experiment.run_folder import dumps_strict, write_json_atomic
 from ptde.learners import load_learner
 from ptde.rollout import Actor, test_policy
 
@@ -105,7 +104,7 @@ def main(cfg: DictConfig) -> None:
     suffix = "" if c["z"] == "sampled" else f"_z-{c['z']}"
     out = run_dir_of(Path(result["checkpoint"])) / f"eval_{c['mode']}{suffix}.json"
     write_json_atomic(out, result)
-    print(json.dumps(result, indent=2))
+    print(dumps_strict(result))
 
 
 if __name__ == "__main__":

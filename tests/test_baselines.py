@@ -3,7 +3,6 @@ communication interval, their losses on real episodes, and short runs that learn
 
 import inspect
 import json
-import math
 
 import pytest
 import torch
@@ -165,7 +164,10 @@ def test_tiny_ctds_run_reports_teacher_student_and_prr(tmp_path, tiny_overrides)
     r = json.loads((run_dir / "results.json").read_text())
     assert r["status"] == "finished" and r["algo"] == "ctds"
     c, d = r["eval/centralized_win_rate"], r["eval/decentralized_win_rate"]
-    assert r["eval/prr"] == pytest.approx(d / c) if c > 0 else math.isnan(r["eval/prr"])
+    if c > 0:
+        assert r["eval/prr"] == pytest.approx(d / c)
+    else:  # undefined: null in strict JSON, with the reason beside it
+        assert r["eval/prr"] is None and r["eval/prr_undefined"].startswith("teacher scored 0")
     assert r["eval/episodes"] == 8 and "eval/decentralized_return" in r
     assert not (run_dir / "teacher_dataset.pt").exists()  # no stage 2: the student trained in stage 1
     # `ptde.evaluate mode=decentralized` runs that student

@@ -240,13 +240,18 @@ def test_tiny_stage_all_run_writes_every_eval_key(tmp_path, tiny_overrides):
     ):
         assert key in r, key
     c, d = r["eval/centralized_win_rate"], r["eval/decentralized_win_rate"]
-    assert r["eval/prr"] == pytest.approx(d / c) if c > 0 else math.isnan(r["eval/prr"])
+    if c > 0:
+        assert r["eval/prr"] == pytest.approx(d / c) and "eval/prr_undefined" not in r
+    else:  # undefined: null in strict JSON, with the reason beside it
+        assert r["eval/prr"] is None and r["eval/prr_undefined"].startswith("teacher scored 0")
     assert (run_dir / "teacher_dataset.pt").exists() and (run_dir / "checkpoints" / "student.pt").exists()
 
     # the parts on their own: decentralized evaluation of this run, and refusals
     ev = run_module("ptde.evaluate", f"checkpoint={run_dir}", "mode=decentralized", "episodes=4", "batch_size=4")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert json.loads((run_dir / "eval_decentralized.json").read_text())["mode"] == "decentralized"
+    for path in run_dir.rglob("*.json"):  # every JSON file of the run is strict (no NaN or Infinity)
+        json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     # the teacher on z = μ instead of its sampled z: deterministic given the seed, with the win rate's SE
     from ptde.evaluate import evaluate
 

@@ -1,7 +1,8 @@
 """Reliability: a run killed with SIGKILL at any moment resumes from its last checkpoint and ends
-exactly where the uninterrupted run ends; a kill during a checkpoint save costs only the work
-since the previous checkpoint; a NaN stops the run with the last good checkpoint intact; bad
-resumes are refused with the reason."""
+exactly where the uninterrupted run ends (the replay comes back from the incremental replay
+store, the default); a kill during a checkpoint save costs only the work since the previous
+checkpoint; a NaN stops the run with the last good checkpoint intact; bad resumes are refused
+with the reason."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from ptde.experiment.resume import (
 
 pytest.importorskip("jaxmarl")
 
-# small but real: 3m, a few hundred episodes, checkpoints every ~1000 env steps, buffer saved
+# small but real: 3m, a few hundred episodes, checkpoints every ~1000 env steps, a replay of 64
+# episodes (full after ~1300 env steps, so checkpoints evict and the store deletes), kept by default
 RUN = [
     "env=smac/3m",
     "logger=csv",
@@ -45,9 +47,8 @@ RUN = [
     "trainer.test_episodes=8",
     "trainer.progress_bar=false",
     "trainer.torch_threads=1",
-    "trainer.save_buffer=true",
     "algo.batch_size=16",
-    "algo.buffer_size=200",
+    "algo.buffer_size=64",
     "algo.target_update_interval=20",
 ]
 
@@ -89,33 +90,53 @@ def uninterrupted(tmp_path_factory) -> Path:
     return run_dir
 
 
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    """The same final networks, target networks, counters and metrics.csv rows as `reference`, bit
+    for bit. Of metrics.csv only `fps` is left out: it is the one wall-clock column (env steps per
+    second of the process), everything else (train/replay_bytes included) must match."""
+    res = json.loads((run_dir / "results.json").read_text())
+    ref = json.loads((reference / "results.json").read_text())
+    assert res["status"] == "finished"
+    for key in ("env_steps", "episodes", "updates", "test/return", "test/win_rate"):
+        assert res[key] == ref[key], key
+    a = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["ptde_counters"] == b["ptde_counters"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert rows(run_dir) == rows(reference)
+
+
+def episode_files(run_dir: Path) -> list[tuple[int, int]]:
+    """(first, end) episode ids of the replay store's episode files, in order."""
+    names = (run_dir / "checkpoints" / "replay").glob("episodes_*.pt")
+    return sorted(tuple(int(x) for x in p.stem.split("_")[1:]) for p in names)
+
+
 def test_sigkill_after_a_checkpoint_then_resume_ends_exactly_like_the_uninterrupted_run(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     proc = start(run_dir)
     wait_for("checkpoints/env_steps_2*.ckpt", run_dir, proc)  # the second periodic checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    killed_at = last["ptde_counters"]["env_steps"]
     assert json.loads((run_dir / "results.json").read_text())["status"] == "running"  # killed: no chance to say more
+    # the replay is not inside the checkpoint but beside it, each episode written once: the files of
+    # successive checkpoints hold consecutive, disjoint ranges of episode ids
+    assert "buffer" not in last["callbacks"]["EnvInteractionCallback"]
+    assert (run_dir / "checkpoints" / "replay" / last["ptde_replay"]["index"]).is_file()
+    files = episode_files(run_dir)
+    assert len(files) >= 2 and all(a[1] == b[0] for a, b in zip(files, files[1:], strict=False))
 
-    resumed = run_module("ptde.train", f"resume={run_dir}", "trainer.progress_bar=false")  # the saved config
+    # the same command again (resume=auto): what a requeued job does
+    resumed = run_module("ptde.train", *RUN, f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"env step {killed_at}" in resumed.stderr
-
-    res = json.loads((run_dir / "results.json").read_text())
-    ref = json.loads((uninterrupted / "results.json").read_text())
-    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [killed_at]
-    for key in ("env_steps", "episodes", "updates", "test/return", "test/win_rate"):
-        assert res[key] == ref[key], key
-    # same networks, target networks and counters as the run that was never stopped
-    a = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert a["ptde_counters"] == b["ptde_counters"]
-    for k, v in a["state_dict"].items():
-        assert torch.equal(v, b["state_dict"][k]), k
-    # the CSV continues: identical rows, no row written twice, env steps never go back, epsilon follows them
-    got, want = rows(run_dir), rows(uninterrupted)
-    assert got == want
+    assert f"env step {killed_at}" in resumed.stderr and "refilled" not in resumed.stderr
+    assert json.loads((run_dir / "results.json").read_text())["resumed_from_env_steps"] == [killed_at]
+    assert_same_run(run_dir, uninterrupted)
+    got = rows(run_dir)  # the CSV continues: no row written twice, env steps never go back, epsilon follows them
     steps = [float(r["env_steps"]) for r in got]
     assert steps == sorted(steps)
     assert len({tuple(sorted(r.items())) for r in got}) == len(got)
@@ -130,7 +151,8 @@ def test_sigkill_after_a_checkpoint_then_resume_ends_exactly_like_the_uninterrup
 
 def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_checkpoint(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
-    # the second save of last.ckpt is cut in half and the process SIGKILLed before the rename
+    # the second save of last.ckpt is cut in half and the process SIGKILLed before the rename: the
+    # store's episode files and index of that checkpoint, and env_steps_<n>.ckpt, are already written
     proc = start(
         run_dir, env={"PYTHONPATH": f"{REPO / 'tests' / 'faults'}:{REPO}", "PTDE_KILL_ON_CHECKPOINT_SAVE": "2"}
     )
@@ -138,18 +160,34 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_checkpoint(u
     ckpts = run_dir / "checkpoints"
     assert (ckpts / "last.ckpt.tmp").exists()  # the half-written file
     previous = counters(ckpts / "last.ckpt")  # still the first checkpoint, and readable
-    first = sorted(ckpts.glob("env_steps_*.ckpt"), key=lambda p: int(p.stem.split("_")[-1]))[0]
+    first, second = sorted(ckpts.glob("env_steps_*.ckpt"), key=lambda p: int(p.stem.split("_")[-1]))
     assert previous == counters(first)
+    assert (ckpts / "replay" / f"index_{counters(second)['env_steps']}.pt").is_file()  # the newer generation
 
-    resumed = run_module(
-        "ptde.train", *RUN, f"hydra.run.dir={run_dir}"
-    )  # the same command again (resume=auto): what a requeued job does
+    resumed = run_module("ptde.train", f"resume={run_dir}", "trainer.progress_bar=false")  # the saved config
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [previous["env_steps"]]
-    ref = json.loads((uninterrupted / "results.json").read_text())
-    assert res["env_steps"] == ref["env_steps"] and res["test/return"] == ref["test/return"]
+    assert res["resumed_from_env_steps"] == [previous["env_steps"]]
+    assert_same_run(run_dir, uninterrupted)  # the previous generation of the store was whole
     assert not (ckpts / "last.ckpt.tmp").exists()  # the next save replaced it
+    assert not list((ckpts / "replay").glob("*.tmp"))
+
+
+def test_an_older_checkpoint_whose_replay_is_gone_is_refused_not_refilled(uninterrupted):
+    """The store keeps the replay of the newest two checkpoints; resuming an older one needs
+    trainer.save_buffer=false, said so, rather than a silently refilled buffer."""
+    periodic = sorted(
+        (uninterrupted / "checkpoints").glob("env_steps_*.ckpt"), key=lambda p: int(p.stem.split("_")[-1])
+    )
+    assert len(periodic) == 3
+    oldest, newest = str(periodic[0]), str(periodic[-1])
+    with pytest.raises(ConfigError) as err:
+        plan_resume(compose_cfg(f"resume={oldest}"), uninterrupted, [f"resume={oldest}"])
+    assert "with its replay buffer" in str(err.value) and "trainer.save_buffer=false" in str(err.value)
+    refill = [f"resume={oldest}", "trainer.save_buffer=false"]
+    assert plan_resume(compose_cfg(*refill), uninterrupted, refill).checkpoint == periodic[0]
+    plan = plan_resume(compose_cfg(f"resume={newest}"), uninterrupted, [f"resume={newest}"])
+    assert plan.checkpoint == periodic[-1]  # the newest periodic one's replay is still there
 
 
 def test_nan_after_the_first_checkpoint_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -361,11 +399,6 @@ def test_repeated_sigkills_at_random_moments_still_end_exactly_like_the_uninterr
     final = run_module("ptde.train", *RUN, f"hydra.run.dir={run_dir}")
     assert final.returncode == 0, final.stderr[-3000:]
     res = json.loads((run_dir / "results.json").read_text())
-    ref = json.loads((uninterrupted / "results.json").read_text())
-    assert res["status"] == "finished" and len(res["resumed_from_env_steps"]) >= 2
-    assert res["env_steps"] == ref["env_steps"] and res["test/return"] == ref["test/return"]
-    a = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    b = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert all(torch.equal(v, b[k]) for k, v in a.items())
-    assert rows(run_dir) == rows(uninterrupted)
+    assert len(res["resumed_from_env_steps"]) >= 2
+    assert_same_run(run_dir, uninterrupted)
     print("resumed from env steps", res["resumed_from_env_steps"])

@@ -39,7 +39,7 @@ class EnvInteractionCallback(L.Callback):
         trainer_cfg: dict[str, Any],
         run_logger: RunLogger,
         seed: int,
-        save_buffer: bool = False,
+        save_buffer: bool = True,
     ) -> None:
         super().__init__()
         self.train_env = train_env
@@ -55,7 +55,7 @@ class EnvInteractionCallback(L.Callback):
         self._t0 = time.time()
         self._steps_at_t0 = 0
         self.collect_seconds = 0.0
-        self.save_buffer = save_buffer
+        self.save_buffer = save_buffer  # the checkpoints keep the replay (`CheckpointCallback` writes it)
         self.seconds_before_resume = 0.0  # training time of the killed process, up to its checkpoint
         self._restored_rng: dict[str, Any] | None = None
 
@@ -110,9 +110,7 @@ class EnvInteractionCallback(L.Callback):
         for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
             if hasattr(env, "rng_state"):
                 state[f"{name}_rng"] = env.rng_state()
-        if self.save_buffer:
-            state["buffer"] = self.buffer.state_dict()
-        return state
+        return state  # the replay is kept beside the checkpoint, in `ptde.data.replay_store`
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
@@ -122,7 +120,7 @@ class EnvInteractionCallback(L.Callback):
         for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
             if f"{name}_rng" in state and hasattr(env, "set_rng_state"):
                 env.set_rng_state(state[f"{name}_rng"])
-        if "buffer" in state:
+        if "buffer" in state:  # a checkpoint of an earlier version, with the whole replay inside
             self.buffer.load_state_dict(state["buffer"])
         # the global RNGs are set when training starts: Lightning draws from them while restoring
         self._restored_rng = state
@@ -148,6 +146,11 @@ class EnvInteractionCallback(L.Callback):
         if c.env_steps == 0:
             self.last_test = self.run_test(pl_module)
             self._log(pl_module, self.last_test)
+        if c.env_steps >= self.tcfg["max_env_steps"]:
+            # killed after training's final checkpoint: the budget is spent, so no batch is collected
+            # (a resumed run ends where the uninterrupted one did)
+            trainer.should_stop = True
+            return
         self.warm_up(pl_module)
 
     def warm_up(self, module: L.LightningModule) -> None:
@@ -176,9 +179,10 @@ class EnvInteractionCallback(L.Callback):
             metrics.update(self.buffer.memory_metrics())  # each store says what of its memory to log
             self._log(pl_module, metrics)
             if self.progress is not None:
-                self.progress.set_postfix(
-                    win=f"{self.last_test.get('test/win_rate', float('nan')):.2f}",
-                    loss=f"{metrics.get('train/td_loss', float('nan')):.3f}",
+                win, loss = self.last_test.get("test/win_rate"), metrics.get("train/td_loss")
+                self.progress.set_postfix(  # a win rate or loss only once there is one (no update yet: no loss)
+                    **({} if win is None else {"win": f"{win:.2f}"}),
+                    **({} if loss is None else {"loss": f"{loss:.3f}"}),
                     eps=f"{metrics['train/epsilon']:.2f}",
                     fps=f"{metrics['fps']:.0f}",
                 )

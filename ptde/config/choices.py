@@ -49,3 +49,7 @@ class WandbMode(ChoiceEnum):
     auto = "auto"  # online when an API key is configured, else offline
     offline = "offline"
     online = "online"
+
+
+# trainer.precision, in Lightning's names (a str field, since Enum names cannot hold "-")
+PRECISIONS = ("32-true", "bf16-mixed")

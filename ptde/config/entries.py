@@ -39,7 +39,7 @@ class EvaluateConfig:
 
 class Budget(ChoiceEnum):
     full = "full"  # the paper's env-step budget of each grid group
-    smoke = "smoke"  # `smoke_overrides` instead: every run in about a minute
+    smoke = "smoke"  # `smoke_overrides` instead (`trainer=smoke`): every run, both stages, in minutes
 
 
 @dataclass
@@ -72,7 +72,7 @@ class SweepConfig:
 
     grid: GridConfig = MISSING
     budget: Budget = Budget.full
-    smoke_overrides: list[str] = field(default_factory=list)
+    smoke_overrides: list[str] = field(default_factory=list)  # conf/smoke/default.yaml: trainer=smoke
     algos: list[str] | None = None
     envs: list[str] | None = None
     seeds: list[int] | None = None
@@ -153,7 +153,7 @@ class BenchmarkConfig:
 
     campaign: CampaignConfig = MISSING
     budget: Budget = Budget.full
-    smoke_overrides: list[str] = field(default_factory=list)  # replace each group's budget when budget=smoke
+    smoke_overrides: list[str] = field(default_factory=list)  # each group's budget when budget=smoke: trainer=smoke
     jobs: int = 2  # runs in parallel (one per core, each with trainer.torch_threads=1)
     nice: int = 10  # niceness of the training processes (0: none), so interactive work stays responsive
     work_dir: str | None = None  # default outputs/benchmarks/<campaign.name>

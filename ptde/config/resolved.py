@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ptde.config.choices import PRECISIONS
 from ptde.envs import check_env_config
 from ptde.errors import ConfigError
 
@@ -31,6 +32,8 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"trainer.accelerator={cfg['trainer']['accelerator']!r}; valid choices: cpu, cuda")
     if cfg["trainer"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=cpu")
+    if cfg["trainer"].get("precision", "32-true") not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={cfg['trainer']['precision']!r}; valid choices: {', '.join(PRECISIONS)}")
     env = cfg["env"]
     check_env_config(env)
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):

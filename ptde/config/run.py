@@ -71,10 +71,16 @@ class TrainerConfig:
     checkpoint_interval: int = 200_000  # env steps between periodic checkpoints
     progress_bar: bool = True
     accelerator: str = "cpu"  # torch device for the learner: cpu | cuda
+    # the update's arithmetic (Lightning's names): 32-true | bf16-mixed (bf16 autocast of the networks'
+    # forward passes; Q heads, mixer, targets, loss and optimiser in fp32; ptde/learners/precision.py)
+    precision: str = "32-true"
     torch_threads: int = 0  # 0 keeps torch's default
-    # keep the replay buffer in every checkpoint, so a resumed off-policy run continues exactly
-    # (large: up to buffer_size episodes); without it a resumed run refills the buffer first
-    save_buffer: bool = False
+    # true: the checkpoints keep the replay buffer, so a resumed off-policy run continues exactly as
+    # the uninterrupted run (bit for bit on CPU). Kept beside them in checkpoints/replay/, each episode
+    # written once: a checkpoint adds the episodes inserted since the previous one (ptde.data.replay_store).
+    # false: nothing of the replay is saved and a resumed run refills the buffer first (same state, not
+    # the same trajectory). May change on resume.
+    save_buffer: bool = True
 
 
 # --------------------------------------------------------------------------- top level

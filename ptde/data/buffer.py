@@ -19,6 +19,8 @@ ever copies the buffer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ptde.envs.base import EnvInfo
@@ -164,16 +166,22 @@ class EpisodeReplayBuffer:
         self.n_free += len(rows)
         self.max_free = max(self.max_free, self.n_free)
 
-    def _write(
-        self, slots: list[int], lengths: torch.Tensor, steps: dict[str, torch.Tensor], rows: torch.Tensor | None = None
-    ) -> None:
+    def _write(self, slots: list[int], lengths: torch.Tensor, steps: dict[str, torch.Tensor]) -> None:
         """Store episodes in `slots` (evicting what is there): `steps[name]` [Σ(L+1), ...] holds their
-        rows one episode after the other, each L + 1 long. `rows` [Σ(L+1)]: where they go (else allocated)."""
+        rows one episode after the other, each L + 1 long."""
         for slot in slots:
             if slot < self.size:
                 self._release(slot)
-        if rows is None:
-            rows = self._allocate(int((lengths + 1).sum()))
+        self._place(slots, lengths, steps, self._allocate(int((lengths + 1).sum())))
+        if len(slots):
+            self.size = max(self.size, max(slots) + 1)
+
+    def _place(
+        self, slots: list[int], lengths: torch.Tensor, steps: dict[str, torch.Tensor], rows: torch.Tensor
+    ) -> None:
+        """Put episodes into `slots` at the given `rows` [Σ(L+1)] (no eviction, no allocation: a restore
+        puts every episode back where it was)."""
+        rows = rows.long()
         for name, values in steps.items():
             self.rows[name][rows] = values.to(self.rows[name].dtype)
         start = 0
@@ -182,8 +190,6 @@ class EpisodeReplayBuffer:
             self.row_index[slot, L + 1 :] = 0
             self.length[slot] = L
             start += L + 1
-        if len(slots):
-            self.size = max(self.size, max(slots) + 1)
 
     def insert(self, batch: EpisodeBatch) -> None:
         """Append B episodes, each with its real steps only (L + 1 rows of an L-step episode)."""
@@ -240,6 +246,58 @@ class EpisodeReplayBuffer:
         rows = self.row_index[slot, : L + 1].long()
         return {name: self.rows[name][rows if has_final else rows[:L]] for name, has_final in _FIELDS.items()}
 
+    # ------------------------------------------------------------------ episodes by id (the replay store)
+    def live_ids(self) -> range:
+        """Ids of the stored episodes, oldest first. Episodes are numbered in insertion order; FIFO
+        keeps the newest `size` of them, episode `e` in slot `e % capacity`, so the stored ones are
+        always one contiguous range and an episode's id says where it lives."""
+        assert self.insert_index == self.episodes_inserted % self.capacity, "slots out of step with episode ids"
+        return range(self.episodes_inserted - self.size, self.episodes_inserted)
+
+    def export_episodes(self, ids: range) -> dict[str, Any]:
+        """Stored episodes `ids` (a sub-range of `live_ids`) as stored: their lengths, the rows they
+        occupy (kept so a restore rebuilds the same layout) and those rows of every field."""
+        slots = torch.arange(ids.start, ids.stop) % self.capacity  # [n]
+        lengths = self.length[slots]  # [n]
+        keep = torch.arange(self.episode_limit + 1) <= lengths[:, None]  # [n, T+1]
+        rows = self.row_index[slots][keep]  # [Σ(L+1)] int32, one episode after the other
+        return {
+            "first": ids.start,
+            "length": lengths.clone(),
+            "rows": rows,
+            "steps": {name: v[rows.long()] for name, v in self.rows.items()},  # [Σ(L+1), ...]
+        }
+
+    def import_episodes(self, part: dict[str, Any], ids: range) -> None:
+        """Put episodes `ids` of an `export_episodes` part back into their slots and rows (into a
+        buffer being restored: nothing is evicted, the layout comes with `load_layout`)."""
+        lengths = part["length"]  # [n]
+        starts = torch.cat([torch.zeros(1, dtype=torch.long), (lengths + 1).cumsum(0)]).tolist()
+        lo, hi = ids.start - part["first"], ids.stop - part["first"]  # positions within the part
+        assert 0 <= lo <= hi <= len(lengths), f"episodes {ids} are not all in the part"
+        r0, r1 = starts[lo], starts[hi]
+        steps = {name: v[r0:r1] for name, v in part["steps"].items()}
+        self._place([e % self.capacity for e in ids], lengths[lo:hi], steps, part["rows"][r0:r1])
+
+    def layout(self) -> dict[str, Any]:
+        """What besides the episodes a restore needs to be this buffer exactly: the counters, and the
+        free stack and high-water mark, which decide where future episodes go and `nbytes` (logged)."""
+        return {
+            "episodes_inserted": self.episodes_inserted,
+            "size": self.size,
+            "insert_index": self.insert_index,
+            "high_water": self.high_water,
+            "max_free": self.max_free,
+            "free": self.free[: self.n_free].clone(),  # [n_free] int32
+        }
+
+    def load_layout(self, layout: dict[str, Any]) -> None:
+        """Set the `layout` of the buffer whose episodes `import_episodes` put back."""
+        self.episodes_inserted, self.size = layout["episodes_inserted"], layout["size"]
+        self.insert_index, self.high_water = layout["insert_index"], layout["high_water"]
+        self.n_free, self.max_free = len(layout["free"]), layout["max_free"]
+        self.free[: self.n_free] = layout["free"]
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """The stored steps only (no padding), with the rows they occupy and the free stack, so a
@@ -281,9 +339,8 @@ class EpisodeReplayBuffer:
                 steps[name] = src[keep]
             self._write(list(range(n)), lengths, steps)
         else:
-            rows = sd["rows"].long()
             self.high_water = sd["high_water"]
-            self._write(list(range(n)), sd["length"], sd["steps"], rows=rows)
+            self._place(list(range(n)), sd["length"], sd["steps"], sd["rows"])
             self.free[: len(sd["free"])] = sd["free"]
             self.n_free, self.max_free = len(sd["free"]), sd["max_free"]
         self.insert_index = sd["insert_index"]

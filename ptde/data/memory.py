@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptde.data.buffer import BUFFER_DTYPES, replay_bound_bytes
+from ptde.data.replay_store import FILE_BYTES
 from ptde.envs.base import EnvInfo
 
 GIB = 1024**3
@@ -59,10 +60,10 @@ def available_memory() -> tuple[int, str]:
 
 def replay_need_bytes(algo: dict, info: EnvInfo, save_buffer: bool) -> int:
     """Upper bound of the memory the replay of an off-policy run takes: its worst case (every
-    episode at the episode limit), twice with trainer.save_buffer=true, whose checkpoints copy the
-    stored steps out of the buffer while it is held."""
+    episode at the episode limit), plus with trainer.save_buffer=true one file of the replay store,
+    the most of it a checkpoint (or a restore) holds besides the buffer."""
     bound = replay_bound_bytes(algo["buffer_size"], info, BUFFER_DTYPES[str(algo["buffer_dtype"])])
-    return bound * (2 if save_buffer else 1)
+    return bound + (min(FILE_BYTES, bound) if save_buffer else 0)
 
 
 def replay_fit_error(algo: dict, info: EnvInfo, save_buffer: bool) -> str | None:
@@ -73,10 +74,9 @@ def replay_fit_error(algo: dict, info: EnvInfo, save_buffer: bool) -> str | None
         return None
     per_episode = need / algo["buffer_size"]
     fits = max(int(avail // per_episode), 0)
-    copy = ", x2 for the checkpoint copy of trainer.save_buffer=true" if save_buffer else ""
+    copy = ", plus one file of the replay store of trainer.save_buffer=true" if save_buffer else ""
     dtype = str(algo["buffer_dtype"])
     hint = " or algo.buffer_dtype=float16 (halves obs and state)" if dtype == "float32" else ""
-    hint += " or trainer.save_buffer=false" if save_buffer else ""
     return (
         f"the replay buffer needs up to {need / GIB:.2f} GiB (algo.buffer_size={algo['buffer_size']} episodes of up "
         f"to {info.episode_limit} steps, algo.buffer_dtype={dtype}{copy}) but only {avail / GIB:.2f} GiB of memory "

@@ -11,7 +11,9 @@
   only change the keys in `RESUME_MAY_CHANGE`).
 - `false`: always start over.
 
-A finished run is not re-run; a run killed during stage 2 does not re-train stage 1.
+A finished run is not re-run; a run killed during stage 2 does not re-train stage 1. With
+trainer.save_buffer=true (the default) the checkpoint's replay buffer comes back from the replay
+store; a periodic checkpoint whose replay the store no longer keeps is refused, not refilled.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import yaml
 
 from ptde.data.checkpoint import load_checkpoint, run_dir_of
+from ptde.data.replay_store import ReplayStore, store_folder
 from ptde.errors import ConfigError
 from ptde.experiment.run_folder import read_results
 
@@ -201,8 +204,23 @@ def plan_resume(cfg: dict[str, Any], run_dir: Path, explicit_overrides: list[str
         if kind == "auto" and not plan.finished and "1" not in plan.stages_done:
             return ResumePlan(cfg)  # killed before its first checkpoint: nothing to continue, start over
         return plan
-    checkpoint, counters = picked
+    checkpoint, counters, replay = picked
+    if replay is not None and cfg["trainer"]["save_buffer"]:
+        refuse_lost_replay(run_dir, checkpoint, replay)
     return ResumePlan(cfg, checkpoint, previous, int(counters.get("env_steps", 0)))
+
+
+def refuse_lost_replay(run_dir: Path, checkpoint: Path, replay: dict[str, Any]) -> None:
+    """A checkpoint whose replay the store no longer holds (an older periodic one, see
+    `ptde.data.replay_store`) is refused before anything runs: continuing it with a refilled buffer
+    would not be the exact resume it promises, so that takes trainer.save_buffer=false, said so."""
+    why = ReplayStore(store_folder(run_dir)).unrestorable(replay)
+    if why is not None:
+        raise ConfigError(
+            f"cannot resume from {checkpoint} with its replay buffer: {why}. Resume from the run's "
+            f"last.ckpt (resume={run_dir}), or add trainer.save_buffer=false to continue from this "
+            "checkpoint with a refilled buffer"
+        )
 
 
 def apply_overrides(saved: dict[str, Any], composed: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -228,9 +246,11 @@ def pick_checkpoint(run_dir: Path, explicit: str | None) -> Path | None:
     return None if picked is None else picked[0]
 
 
-def _checked_checkpoint(run_dir: Path, explicit: str | None) -> tuple[Path, dict[str, Any]] | None:
-    """`pick_checkpoint`'s path with the checkpoint's counters: the one load a resume needs before
-    Lightning's own (a checkpoint with the replay buffer can be ~1 GB)."""
+def _checked_checkpoint(
+    run_dir: Path, explicit: str | None
+) -> tuple[Path, dict[str, Any], dict[str, Any] | None] | None:
+    """`pick_checkpoint`'s path with the checkpoint's counters and the replay-store generation it
+    names (`ptde_replay`, None where it keeps none): the one load a resume needs before Lightning's."""
     path = Path(explicit) if explicit and str(explicit).endswith(".ckpt") else run_dir / "checkpoints" / "last.ckpt"
     if not path.is_file():
         return None
@@ -249,7 +269,7 @@ def _checked_checkpoint(run_dir: Path, explicit: str | None) -> tuple[Path, dict
     ]
     if diffs:
         raise ConfigError(f"checkpoint {path} was trained with another setup than run {run_dir}: " + "; ".join(diffs))
-    return path, ckpt.get("ptde_counters", {})
+    return path, ckpt.get("ptde_counters", {}), ckpt.get("ptde_replay")
 
 
 def _readable(path: Path) -> bool:

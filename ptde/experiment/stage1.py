@@ -13,6 +13,7 @@ from ptde.callbacks import CheckpointCallback, EnvInteractionCallback, StepInter
 from ptde.config.resolved import run_label
 from ptde.envs.build import build_envs
 from ptde.experiment.evaluation import compare_policies
+from ptde.experiment.prr import prr_undefined
 from ptde.experiment.run_folder import update_results
 from ptde.experiment.trainer import make_trainer
 from ptde.learners import build_learner, learner_class
@@ -77,6 +78,7 @@ def train_stage1(
     test_env.close()
     return {
         **final,
+        **prr_undefined(final),
         **refs,
         "success_metric": info.success_metric,  # what ptde.report tabulates for this env
         "env_steps": c.env_steps,

@@ -19,6 +19,7 @@ from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
 from ptde.envs import make_env
 from ptde.errors import ConfigError
 from ptde.experiment.evaluation import compare_policies
+from ptde.experiment.prr import prr_undefined
 from ptde.experiment.run_folder import STUDENT_FILE, save_student
 from ptde.learners import load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
@@ -162,4 +163,10 @@ def run_stage2(
     )
     if run_logger is not None:
         run_logger.log_to_wandb({**evals, "env_steps": float(learner.counters.env_steps)})  # stats: the summary
-    return {**stats, **evals, "teacher": str(teacher_ckpt.resolve()), "algo_kd": f"{cfg['algo']['name']}_kd"}
+    return {
+        **stats,
+        **evals,
+        **prr_undefined(evals),
+        "teacher": str(teacher_ckpt.resolve()),
+        "algo_kd": f"{cfg['algo']['name']}_kd",
+    }

@@ -20,6 +20,7 @@ from ptde.data.buffer import BUFFER_DTYPES, EpisodeReplayBuffer
 from ptde.data.datamodule import ReplayDataModule
 from ptde.envs.base import EnvInfo
 from ptde.learners.base import RunCounters, StageOneLearner
+from ptde.learners.precision import resolve_precision, update_autocast
 from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
@@ -36,6 +37,8 @@ class ValueDecompositionLearner(StageOneLearner):
         self.mixer = build_mixer(algo, info)
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        trainer = cfg.get("trainer") or {}
+        self.precision = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "cpu"))
 
     @staticmethod
     def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> torch.nn.Module:
@@ -73,12 +76,14 @@ class ValueDecompositionLearner(StageOneLearner):
         """
         mask = batch["mask"]  # [B, T]
         lengths = mask.sum(1)
-        chunk = self.algo["update_chunk"] or mask.shape[0]
+        # a network that computes only the real steps (`ragged`) has no padding to cut: one chunk
+        chunk = mask.shape[0] if getattr(self.q_net, "ragged", False) else (self.algo["update_chunk"] or mask.shape[0])
+        B = mask.shape[0]
         order = lengths.argsort(descending=True)
         sq_sum = mask.new_zeros(())
         aux_sum = mask.new_zeros(())
         totals = {"q_taken": 0.0, "target": 0.0, "td_abs": 0.0}
-        for idx in order.split(chunk):
+        for idx in order.split(chunk) if chunk < B else [slice(None)]:  # one chunk: no reordering copy
             t_max = int(lengths[idx].max().item())
             sub = {
                 k: v[idx, : t_max + 1 if k in ("obs", "state", "avail_actions") else t_max] for k, v in batch.items()
@@ -118,19 +123,26 @@ class ValueDecompositionLearner(StageOneLearner):
         acting = torch.cat([mask, zeros], dim=1)  # [B, T+1]
         bootstrap = torch.cat([zeros, mask * (1.0 - terminated)], dim=1)  # [B, T+1]
         valid = (acting + bootstrap) > 0
-        q, _, extras = self.q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
+        # ragged networks compute each episode's real steps and the observation after its last one
+        where = {"lengths": mask.sum(1).long() + 1} if getattr(self.q_net, "ragged", False) else {"valid": valid}
+        with update_autocast(self.precision, mask.device.type):
+            q, _, extras = self.q_net(inputs, net_state, **where)  # [B, T+1, n, A]
+        q = q.float()
         chosen_q = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
         with torch.no_grad():
-            target_q, _, _ = self.target_q_net(inputs, net_state, valid=valid)  # [B, T+1, n, A]
+            with update_autocast(self.precision, mask.device.type):
+                target_q, _, _ = self.target_q_net(inputs, net_state, **where)  # [B, T+1, n, A]
+            target_q = target_q.float()
             select_from = q.detach() if self.algo["double_q"] else target_q
             best = select_from.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)  # [B, T+1, n, 1]
             target_max_q = target_q.gather(-1, best).squeeze(-1)  # [B, T+1, n]
-            target_tot = self.mix(self.target_mixer, target_max_q, state, best, target_q, avail)  # [B, T+1]
+            observed = torch.arange(T1, device=mask.device) <= mask.sum(1, keepdim=True)  # [B, T+1] t <= length
+            target_tot = self.mix(self.target_mixer, target_max_q, state, best, target_q, avail, observed)  # [B, T+1]
             targets = td_lambda_targets(
                 reward, terminated, mask, target_tot, self.algo["gamma"], self.algo["td_lambda"]
             )
         chosen_tot = self.mix(
-            self.mixer, chosen_q, state[:, :-1], actions.unsqueeze(-1), q.detach()[:, :-1], avail[:, :-1]
+            self.mixer, chosen_q, state[:, :-1], actions.unsqueeze(-1), q.detach()[:, :-1], avail[:, :-1], mask > 0
         )  # [B, T]
         td_error = (chosen_tot - targets) * mask
         totals = {
@@ -156,10 +168,23 @@ class ValueDecompositionLearner(StageOneLearner):
         actions: torch.Tensor,
         q: torch.Tensor,
         avail: torch.Tensor,
+        where: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Q_tot [B, T] of agent_qs [B, T, n]. A mixer that reads the joint action (`uses_actions`,
         QPLEX) also gets the actions [B, T, n, 1] as one-hots and each agent's greedy value max Q_i
-        of q [B, T, n, A] over its available actions (0 where none is, i.e. padding)."""
+        of q [B, T, n, A] over its available actions (0 where none is, i.e. padding).
+
+        `where` [B, T] bool: the positions the loss reads; the mixer (a function of each position
+        alone) runs on them only and Q_tot is 0 elsewhere, so padding costs nothing."""
+        if where is not None:
+            lead = agent_qs.shape[:2]
+            idx = where.reshape(-1).nonzero().squeeze(1)  # [P]
+
+            def pick(x: torch.Tensor) -> torch.Tensor:  # [B, T, ...] -> [1, P, ...]
+                return x.reshape(-1, *x.shape[2:]).index_select(0, idx).unsqueeze(0)
+
+            picked = self.mix(mixer, pick(agent_qs), pick(state), pick(actions), pick(q), pick(avail))  # [1, P]
+            return picked.new_zeros(lead.numel()).index_copy(0, idx, picked[0]).view(lead)
         if not getattr(mixer, "uses_actions", False):
             return mixer(agent_qs, state)
         onehot = F.one_hot(actions.squeeze(-1), self.info.n_actions).float()  # [B, T, n, A]

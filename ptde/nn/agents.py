@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ptde.nn.ragged_gru import ragged_gru
+
 RELU_GAIN = nn.init.calculate_gain("relu")
 
 
@@ -115,6 +117,13 @@ class RNNAgent(nn.Module):
         else:
             h, h_last = self._run_with_resets(x, h0, starts.repeat_interleave(n, dim=0))
         return h.view(B, n, T, -1).permute(0, 2, 1, 3), h_last.view(B, n, -1)
+
+    def encode_rows(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """rows [R, d] of a `RaggedLayout` (real steps only, from each episode's start) -> h [R, H].
+        The same function as `encode` on the padded batch, computed on the real steps alone."""
+        if self.feature_norm is not None:
+            rows = self.feature_norm(rows)
+        return ragged_gru(self.rnn, torch.relu(self.fc1(rows)), counts)  # [R, H]
 
     def _run_with_resets(
         self, x: torch.Tensor, h0: torch.Tensor | None, starts: torch.Tensor

@@ -79,11 +79,13 @@ class GIPModule(nn.Module):
         lead = state.shape[:-1]
         u = torch.relu(self.hyper_w_in(inputs))  # [B, T, n, H]
         s = state.reshape(-1, S)  # [BT, S]
-        m = self.hyper_w_out.weight.view(S, z * H)  # row j*z+k of the Linear's weight -> (j, k)
-        s_m = (s @ m).view(-1, z, H)  # [BT, z, H]: s contracted with M, once per timestep
+        # row j*z+k of the Linear's weight -> (j, k); laid out [S, H*z] (a copy of the small weight)
+        # so that s·M comes out as [BT, H, z], the layout bmm reads without copying the large product
+        m = self.hyper_w_out.weight.view(S, z, H).transpose(1, 2).reshape(S, H * z)
+        s_m = (s @ m).view(-1, H, z)  # [BT, H, z]: s contracted with M, once per timestep
         s_c = s @ self.hyper_w_out.bias.view(S, z)  # [BT, z]
         n = inputs.shape[-2]
-        per_agent = torch.bmm(u.reshape(-1, n, H), s_m.transpose(1, 2))  # [BT, n, z]
+        per_agent = torch.bmm(u.reshape(-1, n, H), s_m)  # [BT, n, z]
         e = per_agent + s_c.unsqueeze(1) + self.hyper_b(inputs).reshape(-1, n, z)
         return F.elu(e).view(*lead, n, z)
 

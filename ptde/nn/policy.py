@@ -7,12 +7,15 @@ Q head concatenates; the plain CTDE policy never looks at the state.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
 from ptde.nn.agents import FeedForwardAgent, RNNAgent
+from ptde.nn.ragged_gru import RaggedLayout
 
 
 def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> torch.Tensor:
@@ -122,13 +125,18 @@ class MultiAgentQNetwork(nn.Module):
         sample_z: bool = True,
         valid: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """inputs [B, T, n, d], state [B, T, S] -> Q [B, T, n, A], hidden [B, n, H], extras.
 
         `extras` holds the global-information distribution (mu, var) when there is one.
         z is sampled (rsample) as the authors do, also when acting greedily.
         `starts` [B, T] bool: episodes begin there (a step-based rollout); the agent's state is zeroed.
+        `lengths` [B]: each sequence's real steps (from its start, no hidden state carried in); only
+        they are computed (`forward_ragged`), Q is 0 after them and `hidden` is not returned.
         """
+        if lengths is not None:
+            return self.forward_ragged(inputs, state, lengths, sample_z)
         h, h_last = self.agent.encode(inputs, hidden, starts)  # [B, T, n, H], [B, n, H]
         extras: dict[str, torch.Tensor] = {}
         z = None
@@ -140,6 +148,40 @@ class MultiAgentQNetwork(nn.Module):
             extras = {"mu": mu, "var": var}
         q = self.agent.head(h, z)  # [B, T, n, A]
         return q, h_last, extras
+
+    @property
+    def ragged(self) -> bool:
+        """Whether `forward(..., lengths=)` computes only the real steps (the recurrent agent can)."""
+        return isinstance(self.agent, RNNAgent)
+
+    def forward_ragged(
+        self, inputs: torch.Tensor, state: torch.Tensor | None, lengths: torch.Tensor, sample_z: bool = True
+    ) -> tuple[torch.Tensor, None, dict[str, torch.Tensor]]:
+        """The training forward over whole episodes: inputs [B, T, n, d], state [B, T, S], lengths [B]
+        -> Q [B, T, n, A] (0 after each episode's last step), None, extras with the global
+        information's mu and var as rows [R, z] (rows in `extras["layout"]`'s order).
+
+        Why: an update's episodes differ in length and padding is most of a padded batch; here the
+        agent body, the GIP/GIU module and the Q head see the real steps alone (`RaggedLayout`).
+        """
+        B, T, n, d = inputs.shape
+        layout = RaggedLayout.of(lengths, T, n, inputs.device)
+        x = layout.gather(inputs)  # [R, d]
+        h = self.agent.encode_rows(x, layout.counts)  # [R, H]
+        extras: dict[str, Any] = {"layout": layout}
+        z = None
+        if self.global_info is not None:
+            if state is None:
+                raise ValueError("this policy's global-information module needs the state")
+            P = x.shape[0] // n
+            s = layout.gather_steps(state)  # [P, S], one state per episode-step
+            mu, var = self.global_info(x.view(1, P, n, d), s.unsqueeze(0))  # [1, P, n, z] each
+            mu, var = mu.reshape(P * n, -1), var.reshape(P * n, -1)  # [R, z]
+            z = mu + var.sqrt() * torch.randn_like(mu) if sample_z else mu
+            extras |= {"mu": mu, "var": var}
+        with torch.autocast(device_type=h.device.type, enabled=False):  # Q in fp32 under bf16-mixed
+            q = self.agent.head(h.float(), None if z is None else z.float())  # [R, A]
+        return layout.scatter(q), None, extras
 
 
 class DecentralizedQNetwork(nn.Module):

@@ -7,16 +7,27 @@ finished envs freeze until the longest episode ends, and of step-based collectio
 envs, plus the episode path's share of frozen env slots); learner updates per second (batch 128 episodes of real
 rollouts, cut to the longest sampled, and of full-length padded episodes) for QMIX and GIP-QMIX,
 and the GIP hypernetwork ratio straightforward ÷ factored (forward + backward).
-Timings are medians of repeated runs; nothing here is asserted by the test suite.
+Timings are medians of repeated runs; the test suite asserts only that every part yields finite
+figures (tests/test_bench.py runs each in a smoke setting), never their values.
 `--parts replay`: the replay's memory per SMAC map, ragged against padded (see ptde.tools.bench_replay).
+`--grf` (with the throughput part) or `--parts grf`: GRF env steps per second per academy scenario.
+
+A part that measures nothing (a map list that came out empty, a section without numbers, a
+non-finite figure) makes the bench exit non-zero naming that part, and the output file is then
+not written: bench/results.json is the project's performance record and must never come out
+hollow. The smoke flags (`--replay-maps`, `--gip-maps`, `--batch-episodes`, `--grf-scenarios`,
+`--grf-batches`) restrict a part to a few small cases.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,13 +40,31 @@ from ptde.config.resolved import to_container
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv
+from ptde.experiment.run_folder import write_json_atomic
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes
 from ptde.rollout.steps import collect_steps
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
-PARTS = ["throughput", "collection", "replay"]  # what `--parts` may name; all by default
+PARTS = ["throughput", "collection", "replay"]  # the parts run by default
+# what `--parts` may name: football needs gfootball, checkpoint and speed take minutes, so only on request
+ALL_PARTS = [*PARTS, "grf", "checkpoint", "speed"]
+# where each part's figures land in the results: a dict of map or scenario -> its figures
+SECTIONS: dict[str, list[tuple[str, ...]]] = {
+    "throughput": [("maps",), ("gip_ratio",)],
+    "collection": [("collection",)],
+    "replay": [("replay_memory", "maps")],
+    "grf": [("grf_env_steps_per_s",)],
+    "checkpoint": [("checkpoint",)],
+    "speed": [("speed", "algos")],
+}
+# shapes of the two maps the GIP ratio is measured on; 3s5z_vs_3s7z at T=64 because the
+# straightforward form at its full 171 steps needs > 20 GB for 128 episodes
+GIP_SHAPES: dict[str, dict[str, int]] = {
+    "5m_vs_6m": dict(n_agents=5, obs_dim=140, n_actions=11, state_dim=11 * 4 + 5 * 11, T=70),
+    "3s5z_vs_3s7z": dict(n_agents=8, obs_dim=231, n_actions=15, state_dim=228, T=64),
+}
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -62,27 +91,29 @@ def make_cfg(map_name: str, variant: str, algo: Any = None) -> dict[str, Any]:
     return to_container(cfg)
 
 
-def bench_map(map_name: str, repeats: int) -> dict[str, float]:
+def bench_map(map_name: str, repeats: int, episodes: int = 128) -> dict[str, float]:
+    """Collection and learner-update speed on one map, batches of `episodes` episodes (the
+    learner's batch size; smaller only to smoke-test the bench)."""
     out: dict[str, float] = {}
     env = SMAXEnv(SMACEnvConfig(name=map_name, episode_limit=LIMITS[map_name]), batch_size=8, seed=0)
     info = env.get_env_info()
     learners = {v: ValueDecompositionLearner(make_cfg(map_name, v), info.__dict__) for v in ("none", "gip")}
     plain = learners["none"]
-    buffer = EpisodeReplayBuffer(256, info)
+    buffer = EpisodeReplayBuffer(2 * episodes, info)
     run_episodes(env, plain, info.n_actions, epsilon=1.0)  # compile the SMAX step first
     t = time.perf_counter()
     steps = 0
-    while len(buffer) < 128:
+    while len(buffer) < episodes:
         batch = run_episodes(env, plain, info.n_actions, epsilon=1.0)
         buffer.insert(batch)
         steps += int(batch.length.sum())
     out["collect_env_steps_per_s"] = steps / (time.perf_counter() - t)
     out["mean_episode_length"] = steps / len(buffer)
     g = torch.Generator().manual_seed(0)
-    real = buffer.sample(128, g)
+    real = buffer.sample(episodes, g)
     T = info.episode_limit
     full = {
-        k: torch.zeros(128, T + 1 if v.shape[1] == real["mask"].shape[1] + 1 else T, *v.shape[2:], dtype=v.dtype)
+        k: torch.zeros(episodes, T + 1 if v.shape[1] == real["mask"].shape[1] + 1 else T, *v.shape[2:], dtype=v.dtype)
         for k, v in real.items()
     }
     for k, v in real.items():
@@ -140,14 +171,14 @@ def bench_collection(map_name: str, batch_size: int, steps: int = 2000) -> dict[
 
 
 def bench_gip_ratio(
-    n_agents: int, obs_dim: int, n_actions: int, state_dim: int, T: int, repeats: int
+    n_agents: int, obs_dim: int, n_actions: int, state_dim: int, T: int, repeats: int, episodes: int = 128
 ) -> dict[str, float]:
-    """Factored vs straightforward GIP embedding, forward + backward, 128 episodes of T steps."""
+    """Factored vs straightforward GIP embedding, forward + backward, `episodes` episodes of T steps."""
     torch.manual_seed(0)
     d = obs_dim + n_actions + n_agents
     module = GIPModule(d, state_dim, 64, 64, 0.01)
-    x = torch.randn(128, T, n_agents, d)
-    s = torch.randn(128, T, state_dim)
+    x = torch.randn(episodes, T, n_agents, d)
+    s = torch.randn(episodes, T, state_dim)
 
     def run(fn: Callable[[], torch.Tensor]) -> None:
         module.zero_grad()
@@ -158,60 +189,136 @@ def bench_gip_ratio(
     return {"factored_s": fact, "straightforward_s": ref, "ratio": ref / fact, "T": float(T)}
 
 
-def main() -> None:
+def _numbers(figures: Any) -> list[float]:
+    """Every number in a (nested) section of figures; labels such as `length_source` are skipped."""
+    if isinstance(figures, dict):
+        return [x for v in figures.values() for x in _numbers(v)]
+    if isinstance(figures, (int, float)) and not isinstance(figures, bool):
+        return [float(figures)]
+    return []
+
+
+def measured_nothing(results: dict[str, Any], parts: list[str]) -> list[str]:
+    """The problems of the asked `parts`' sections, each naming its part: an empty section (a map
+    list that came out empty, as when the bench looked for the configs in the wrong folder), an
+    entry without numbers or with a non-finite one, and the replay's `rss_map` not measured.
+    Empty when every part measured something, which is all that may be written to the record."""
+    problems = []
+    for part in parts:
+        for path in SECTIONS[part]:
+            where = ".".join(path)
+            section: Any = results
+            for key in path:
+                section = section.get(key) if isinstance(section, dict) else None
+            if not isinstance(section, dict) or not section:
+                problems.append(f"part '{part}' measured nothing: {where} names no map or scenario")
+                continue
+            for name, figures in section.items():
+                numbers = _numbers(figures)
+                if not numbers:
+                    problems.append(f"part '{part}' measured nothing for {name}: {where}.{name} holds no numbers")
+                elif not all(math.isfinite(x) for x in numbers):
+                    problems.append(f"part '{part}': {where}.{name} holds a non-finite figure")
+    replay = results.get("replay_memory")
+    if "replay" in parts and isinstance(replay, dict) and replay.get("rss_map") and replay.get("maps"):
+        rss_map = replay["rss_map"]
+        if not _numbers(replay["maps"].get(rss_map, {}).get("measured")):
+            problems.append(f"part 'replay' measured nothing for the resident size: {rss_map} is not among its maps")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the asked parts and write their figures to `--out`, or exit non-zero naming the parts that
+    measured nothing (see `measured_nothing`) without writing, so the record never holds a hollow section."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--maps", nargs="+", default=["3m", "5m_vs_6m"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--batch-episodes", type=int, default=128, help="episodes per learner / GIP batch")
+    parser.add_argument("--gip-maps", nargs="+", choices=list(GIP_SHAPES), default=list(GIP_SHAPES))
     parser.add_argument("--collect-batches", nargs="+", type=int, default=[8, 64], help="B of the collection bench")
     parser.add_argument("--collect-maps", nargs="+", default=["3m"])
     parser.add_argument("--collect-steps", type=int, default=400, help="steps per env of the step-based path")
-    parser.add_argument("--grf", action="store_true", help="also GRF env steps/s for B = 1, 2, 4 (needs gfootball)")
+    parser.add_argument("--grf", action="store_true", help="with the throughput part, also GRF env steps/s")
     parser.add_argument("--grf-steps", type=int, default=300)
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
+    parser.add_argument("--grf-scenarios", nargs="+", default=None, help="GRF scenarios (default: all)")
+    parser.add_argument("--grf-batches", nargs="+", type=int, default=[1, 2, 4], help="B of the GRF bench")
+    parser.add_argument("--parts", nargs="+", choices=ALL_PARTS, default=PARTS)
     parser.add_argument("--replay-runs", nargs="*", default=[], help="run folders whose episode lengths to use")
     parser.add_argument("--replay-capacity", type=int, default=5000, help="episodes (algo.buffer_size)")
     parser.add_argument("--replay-rss-map", default="3s5z_vs_3s7z", help="map whose filled buffer is measured")
-    args = parser.parse_args()
+    parser.add_argument("--replay-maps", nargs="+", default=None, help="SMAC maps of the replay part (default: all)")
+    parser.add_argument("--checkpoint-map", default="3s5z_vs_3s7z", help="map of the checkpoint part")
+    parser.add_argument("--speed-steps", type=int, default=200_000, help="env steps of each run of the speed part")
+    parser.add_argument("--speed-base", default=None, help="commit the speed part compares with (default: before #29)")
+    parser.add_argument("--speed-algos", nargs="+", default=["qmix", "qmix_gip"])
+    args = parser.parse_args(argv)
+    parts = list(dict.fromkeys(args.parts + (["grf"] if args.grf and "throughput" in args.parts else [])))
+    # names that would measure nothing fail here, before minutes of the other parts
+    if "replay" in parts and args.replay_maps and args.replay_rss_map not in ("", *args.replay_maps):
+        parser.error(f"--replay-rss-map {args.replay_rss_map} is not among --replay-maps (pass '' to skip it)")
+    if "grf" in parts:
+        from ptde.envs.football import SCENARIOS
+
+        unknown = sorted(set(args.grf_scenarios or []) - set(SCENARIOS))
+        if unknown:
+            parser.error(f"unknown GRF scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     results: dict[str, Any] = {
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
-        "maps": {},
-        "gip_ratio": {},
-        "collection": {},
     }
-    if "replay" in args.parts:
+    if "replay" in parts:
         from ptde.tools.bench_replay import bench_replay_memory
 
-        results["replay_memory"] = bench_replay_memory(args.replay_capacity, args.replay_runs, args.replay_rss_map)
-    if "throughput" not in args.parts:
-        args.maps, args.grf = [], False
-    if "collection" not in args.parts:
-        args.collect_maps = []
-    for m in args.maps:
-        results["maps"][m] = bench_map(m, args.repeats)
-        print(m, json.dumps(results["maps"][m], indent=1))
-    for m in args.collect_maps:
-        results["collection"][m] = {f"B={b}": bench_collection(m, b, args.collect_steps) for b in args.collect_batches}
-        print(m, "collection", json.dumps(results["collection"][m], indent=1))
-    # shapes of the two maps the issue names; 3s5z_vs_3s7z at T=64 because the straightforward
-    # form at its full 171 steps needs > 20 GB for 128 episodes
-    gip_shapes = {
-        "5m_vs_6m": dict(n_agents=5, obs_dim=140, n_actions=11, state_dim=11 * 4 + 5 * 11, T=70),
-        "3s5z_vs_3s7z": dict(n_agents=8, obs_dim=231, n_actions=15, state_dim=228, T=64),
-    }
-    for name, shape in gip_shapes.items() if "throughput" in args.parts else []:
-        results["gip_ratio"][name] = bench_gip_ratio(**shape, repeats=args.repeats)
-        print(name, results["gip_ratio"][name])
-    if args.grf:
+        results["replay_memory"] = bench_replay_memory(
+            args.replay_capacity, args.replay_runs, args.replay_rss_map, args.replay_maps
+        )
+    if "throughput" in parts:
+        results["maps"] = {}
+        for m in args.maps:
+            results["maps"][m] = bench_map(m, args.repeats, args.batch_episodes)
+            print(m, json.dumps(results["maps"][m], indent=1))
+    if "collection" in parts:
+        results["collection"] = {}
+        for m in args.collect_maps:
+            results["collection"][m] = {
+                f"B={b}": bench_collection(m, b, args.collect_steps) for b in args.collect_batches
+            }
+            print(m, "collection", json.dumps(results["collection"][m], indent=1))
+    if "throughput" in parts:
+        results["gip_ratio"] = {}
+        for name in args.gip_maps:
+            results["gip_ratio"][name] = bench_gip_ratio(
+                **GIP_SHAPES[name], repeats=args.repeats, episodes=args.batch_episodes
+            )
+            print(name, results["gip_ratio"][name])
+    if "grf" in parts:
         from ptde.envs.football import SCENARIOS, benchmark_football
 
+        scenarios = args.grf_scenarios or list(SCENARIOS)
         results["grf_env_steps_per_s"] = {
-            name: {f"B={b}": benchmark_football(name, b, args.grf_steps) for b in (1, 2, 4)} for name in SCENARIOS
+            name: {f"B={b}": benchmark_football(name, b, args.grf_steps) for b in args.grf_batches}
+            for name in scenarios
         }
         print(json.dumps(results["grf_env_steps_per_s"], indent=1))
+    if "checkpoint" in parts:
+        from ptde.tools.bench_checkpoint import bench_checkpoint
+
+        with tempfile.TemporaryDirectory() as tmp:
+            results["checkpoint"] = {args.checkpoint_map: bench_checkpoint(args.checkpoint_map, folder=Path(tmp))}
+        print(json.dumps(results["checkpoint"], indent=1))
+    if "speed" in parts:
+        from ptde.tools.bench_speed import BASE, bench_speed
+
+        results["speed"] = bench_speed(args.speed_steps, args.speed_base or BASE, algos=tuple(args.speed_algos))
+        print(json.dumps(results["speed"], indent=1))
+    problems = measured_nothing(results, parts)
+    if problems:
+        sys.exit(f"bench: {args.out} not written; " + "; ".join(problems))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    # the record keeps the sections of parts not run this time (a `--parts speed` run adds to it)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    write_json_atomic(out, previous | results)  # strict JSON: an undefined figure is null
     print(f"wrote {out}")
 
 

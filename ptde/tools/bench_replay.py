@@ -1,14 +1,16 @@
 """The replay's memory per SMAC map, ragged against the padded layout (part of `make bench`).
 
-For each map of conf/env/smac: bytes per stored episode and resident size at capacity
+For each map of conf/env/smac (under `ptde.cli.conf_dir()`, the folder the entry points compose
+from; `--replay-maps` picks some): bytes per stored episode and resident size at capacity
 (algo.buffer_size, 5000 by default) of
 - the padded float32 layout PyMARL uses (and ptde did before ragged storage): exact, every
   element of it is written, so all of it is committed;
 - ragged storage in float32 and float16 at a mean episode length taken from a real training run
   where one is given (`--replay-runs`: the mean `train/ep_length` of the episodes it collected
   over its last 20% of env steps) and else from random play (ε = 1) measured here, whose
-  episodes are shorter than a trained policy's (`length_source` says which); and at the episode
-  limit, the bound the start-up check uses.
+  episodes differ from a trained policy's, shorter on some maps and longer on others
+  (`length_source` says which was used); and at the episode limit, the bound the start-up
+  check uses.
 For one map (`--replay-rss-map`) a buffer is filled to capacity with episodes of that mean length
 and its resident memory read from /proc/self/statm, to check the computed size against the OS.
 """
@@ -25,21 +27,26 @@ from typing import Any
 import torch
 import yaml
 
+from ptde.cli import conf_dir
 from ptde.data.buffer import EpisodeReplayBuffer, episode_bytes, padded_episode_bytes, replay_bound_bytes
 from ptde.envs.base import EnvInfo
 from ptde.envs.smac import SMACEnvConfig
 from ptde.rollout import EpisodeBatch, run_episodes
 
-SMAC_CONF = Path(__file__).resolve().parents[1] / "conf" / "env" / "smac"
 MIB = 1024**2
 
 
 def smac_maps() -> dict[str, int]:
-    """map -> episode limit, from conf/env/smac."""
+    """map -> episode limit, from conf/env/smac: the maps and limits training runs use, read from
+    the configs themselves so that a map added there is measured here too. An empty or missing
+    folder raises rather than yielding no maps, which would leave the bench's section empty."""
+    folder = conf_dir() / "env" / "smac"
     out = {}
-    for path in sorted(SMAC_CONF.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         d = yaml.safe_load(path.read_text())
         out[d["name"]] = int(d["episode_limit"])
+    if not out:
+        raise FileNotFoundError(f"no SMAC map configs (*.yaml) in {folder}")
     return out
 
 
@@ -149,10 +156,23 @@ def synthetic_episodes(info: EnvInfo, lengths: torch.Tensor) -> EpisodeBatch:
     )
 
 
-def bench_replay_memory(capacity: int, run_dirs: list[str], rss_map: str | None) -> dict[str, Any]:
+def bench_replay_memory(
+    capacity: int, run_dirs: list[str], rss_map: str | None, maps: list[str] | None = None
+) -> dict[str, Any]:
+    """The replay section of bench/results.json: per SMAC map (all of conf/env/smac, or `maps`),
+    bytes per episode and at `capacity` of the padded and ragged layouts, and for `rss_map` the
+    resident memory of a filled buffer, so the computed sizes the start-up check and README rely on
+    are checked against what the OS reports. A name in `maps` that is no SMAC config raises
+    ValueError (a typo would otherwise measure nothing)."""
     real = lengths_from_runs(run_dirs)
-    out: dict[str, Any] = {"capacity": capacity, "maps": {}}
-    for name, limit in smac_maps().items():
+    known = smac_maps()
+    unknown = sorted(set(maps or []) - set(known))
+    if unknown:
+        raise ValueError(f"unknown SMAC map(s) {', '.join(unknown)}; conf/env/smac has {', '.join(known)}")
+    out: dict[str, Any] = {"capacity": capacity, "rss_map": rss_map, "maps": {}}
+    for name, limit in known.items():
+        if maps and name not in maps:
+            continue
         info, random_len = random_play_length(name, limit)
         length, source = real.get(name, (random_len, "random play (epsilon = 1) measured here, 64 episodes"))
         padded = padded_episode_bytes(info)
