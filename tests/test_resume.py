@@ -250,8 +250,10 @@ def test_a_killed_stage_2_resumes_without_retraining_stage_1(tmp_path, sig):
     after = json.loads((run_dir / "results.json").read_text())
     assert after["status"] == "finished" and after["stages_done"] == ["1", "2"]
     assert (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stage1_ckpt  # stage 1 not re-run
-    for key in ("env_steps", "updates", "test/return", "wall_time_s"):
+    for key in ("env_steps", "updates", "test/return", "stage1_wall_time_s"):
         assert after[key] == before[key]
+    assert before["wall_time_s"] == before["stage1_wall_time_s"]  # until stage 2 finishes: stage 1 alone
+    assert after["wall_time_s"] == pytest.approx(after["stage1_wall_time_s"] + after["stage2_wall_time_s"])
     assert 0 <= after["eval/decentralized_win_rate"] <= 1 and "eval/prr" in after
 
 

@@ -3,15 +3,17 @@
 Before every training step: run B parallel episodes with the current policy (epsilon-greedy,
 linear anneal over env steps), push them into the replay buffer, and every `test_interval` env
 steps run greedy test episodes and log `test/win_rate` and `test/return`. The callback also owns
-the env-step budget and the progress bar, both counted in env steps, and what a checkpoint holds of
-the interaction (its `state_dict`); writing checkpoints is `ptde.callbacks.checkpointing`'s.
+the env-step budget and the progress display (`Progress`), both counted in env steps, and what a
+checkpoint holds of the interaction (its `state_dict`); writing checkpoints is
+`ptde.callbacks.checkpointing`'s.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 import time
-from typing import Any
+from typing import Any, ClassVar, TextIO
 
 import lightning as L
 import numpy as np
@@ -29,7 +31,59 @@ def linear_epsilon(env_steps: int, start: float, finish: float, anneal_time: int
     return start + frac * (finish - start)
 
 
+def is_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal, where a redrawn bar can be read (a closed or odd stream: no)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class Progress:
+    """The env-step progress of a run, as a terminal or as a log file can show it.
+
+    On a terminal: a tqdm bar, redrawn as env steps come in, with the latest log interval's fields
+    as its postfix. Anywhere else (stdout or stderr redirected to a file, a pipe, Slurm's output
+    file) a redrawn bar is one endless line of carriage returns, rewritten several times a second;
+    there the same fields come as one plain line per log interval instead, nothing in between.
+    """
+
+    def __init__(self, total: int, initial: int, stream: TextIO) -> None:
+        self.total = total
+        self.steps = initial
+        self.stream = stream
+        self._t0 = time.time()
+        self.bar: tqdm | None = None
+        if is_terminal(stream):
+            self.bar = tqdm(
+                total=total, initial=initial, unit="step", desc="env steps", dynamic_ncols=True, file=stream
+            )
+
+    def update(self, steps: int) -> None:
+        self.steps += steps
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def report(self, fields: dict[str, str]) -> None:
+        """A log interval's fields: the bar's postfix, or one line of their own."""
+        if self.bar is not None:
+            self.bar.set_postfix(ordered_dict=fields)  # in this order, not sorted by name
+            return
+        share = 100 * self.steps / max(self.total, 1)
+        elapsed = tqdm.format_interval(time.time() - self._t0)
+        shown = "".join(f" {key}={value}" for key, value in fields.items())
+        self.stream.write(f"env steps {self.steps}/{self.total} ({share:.0f}%){shown} elapsed={elapsed}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class EnvInteractionCallback(L.Callback):
+    # `train/epsilon` is logged (and shown) where ε is an exploration schedule, the Q-learners'
+    logs_epsilon: ClassVar[bool] = True
+
     def __init__(
         self,
         train_env: MultiAgentEnv,
@@ -40,7 +94,10 @@ class EnvInteractionCallback(L.Callback):
         run_logger: RunLogger,
         seed: int,
         save_buffer: bool = True,
+        progress_stream: TextIO | None = None,
     ) -> None:
+        """`progress_stream`: where the progress goes when `trainer.progress_bar` is on (None: the
+        stderr of the moment training starts, where tqdm writes by default)."""
         super().__init__()
         self.train_env = train_env
         self.test_env = test_env
@@ -50,7 +107,8 @@ class EnvInteractionCallback(L.Callback):
         self.run_logger = run_logger
         self.n_actions = train_env.get_env_info().n_actions
         self.generator = torch.Generator().manual_seed(seed)
-        self.progress: tqdm | None = None
+        self.progress: Progress | None = None
+        self.progress_stream = progress_stream
         self.last_test: dict[str, float] = {}
         self._t0 = time.time()
         self._steps_at_t0 = 0
@@ -73,6 +131,8 @@ class EnvInteractionCallback(L.Callback):
         self.collect_seconds += time.time() - t
         steps = int(batch.length.sum())  # a dropped episode's steps were still taken
         c.env_steps += steps
+        if self.progress is not None:
+            self.progress.update(steps)
         if batch.dropped is not None:  # an engine worker crashed or hung: learn nothing from it
             c.dropped_episodes += int(batch.dropped.sum())
             module.pending_metrics.setdefault("train/dropped_episodes", []).append(float(c.dropped_episodes))
@@ -84,8 +144,6 @@ class EnvInteractionCallback(L.Callback):
         module.pending_metrics.setdefault("train/return", []).append(batch.episode_return.mean().item())
         module.pending_metrics.setdefault("train/win_rate", []).append(batch.won.float().mean().item())
         module.pending_metrics.setdefault("train/ep_length", []).append(batch.length.float().mean().item())
-        if self.progress is not None:
-            self.progress.update(steps)
 
     def run_test(self, module: L.LightningModule) -> dict[str, float]:
         return test_policy(self.test_env, module, self.n_actions, self.tcfg["test_episodes"])
@@ -140,9 +198,8 @@ class EnvInteractionCallback(L.Callback):
         c = pl_module.counters
         self._t0, self._steps_at_t0 = time.time(), c.env_steps
         if self.tcfg["progress_bar"]:
-            self.progress = tqdm(
-                total=self.tcfg["max_env_steps"], initial=c.env_steps, unit="step", desc="env steps", dynamic_ncols=True
-            )
+            stream = self.progress_stream if self.progress_stream is not None else sys.stderr
+            self.progress = Progress(self.tcfg["max_env_steps"], c.env_steps, stream)
         if c.env_steps == 0:
             self.last_test = self.run_test(pl_module)
             self._log(pl_module, self.last_test)
@@ -172,22 +229,29 @@ class EnvInteractionCallback(L.Callback):
             c.last_log_step = c.env_steps
             elapsed = max(time.time() - self._t0, 1e-9)
             metrics = pl_module.pop_metrics()
-            metrics["train/epsilon"] = self.epsilon(c.env_steps)
+            if self.logs_epsilon:
+                metrics["train/epsilon"] = self.epsilon(c.env_steps)
             metrics["fps"] = (c.env_steps - self._steps_at_t0) / elapsed
             metrics["train/updates"] = float(c.updates)
             metrics["train/episodes"] = float(c.episodes)
             metrics.update(self.buffer.memory_metrics())  # each store says what of its memory to log
             self._log(pl_module, metrics)
             if self.progress is not None:
-                win, loss = self.last_test.get("test/win_rate"), metrics.get("train/td_loss")
-                self.progress.set_postfix(  # a win rate or loss only once there is one (no update yet: no loss)
-                    **({} if win is None else {"win": f"{win:.2f}"}),
-                    **({} if loss is None else {"loss": f"{loss:.3f}"}),
-                    eps=f"{metrics['train/epsilon']:.2f}",
-                    fps=f"{metrics['fps']:.0f}",
-                )
+                self.progress.report(self.progress_fields(metrics))
         if c.env_steps >= tc["max_env_steps"]:
             trainer.should_stop = True
+
+    def progress_fields(self, metrics: dict[str, float]) -> dict[str, str]:
+        """What the progress shows of a log interval: the last test's win rate and the TD loss only
+        once there is one (no test or no update yet: none), ε where it is logged, and fps."""
+        win, loss, eps = self.last_test.get("test/win_rate"), metrics.get("train/td_loss"), metrics.get("train/epsilon")
+        fields = {} if win is None else {"win": f"{win:.2f}"}
+        if loss is not None:
+            fields["loss"] = f"{loss:.3f}"
+        if eps is not None:
+            fields["eps"] = f"{eps:.2f}"
+        fields["fps"] = f"{metrics['fps']:.0f}"
+        return fields
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.progress is not None:

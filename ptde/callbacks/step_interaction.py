@@ -8,7 +8,7 @@ the rollout store. Tests, logging, the env-step budget and checkpoints are the e
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 
@@ -22,6 +22,11 @@ class StepInteractionCallback(EnvInteractionCallback):
     The carry (live env episodes, the policy's state) is not saved in checkpoints: a resumed run
     starts its training envs afresh, losing only the episodes that were running at the checkpoint.
     """
+
+    # an on-policy learner's ε only switches its rollouts between sampling from the policy (1, all
+    # of training) and acting greedily: no exploration schedule, nothing to log (MAPPO's logs and
+    # progress carry no `train/epsilon`)
+    logs_epsilon: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

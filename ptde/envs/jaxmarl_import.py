@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 import types
 
@@ -44,3 +45,23 @@ def import_smax_alone() -> types.ModuleType:
                 parent.__dict__["environments"] = package
             parent = package
     return importlib.import_module("jaxmarl.environments.smax")
+
+
+class _DropQuietBackendFailures(logging.Filter):
+    """Drops jax's INFO records of an optional backend (TPU) it could not start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and record.getMessage().startswith("Unable to initialize backend"))
+
+
+def quiet_jax_backend_probe() -> None:
+    """Keep jax's "Unable to initialize backend 'tpu': ... libtpu.so" off the console.
+
+    jax tries its optional backends on every machine and logs the ones that fail "quietly" at INFO;
+    it is printed only because Hydra sets the root logger to INFO, once per run, with nothing in it
+    a user could act on (SMAX runs on the CPU backend). A backend asked for by JAX_PLATFORMS still
+    fails loudly, and jax's warnings are untouched.
+    """
+    logger = logging.getLogger("jax._src.xla_bridge")
+    if not any(isinstance(f, _DropQuietBackendFailures) for f in logger.filters):
+        logger.addFilter(_DropQuietBackendFailures())

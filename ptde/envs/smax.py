@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 from ptde.envs.base import BattleFrame, EnvAdapter, Step
-from ptde.envs.jaxmarl_import import import_smax_alone
+from ptde.envs.jaxmarl_import import import_smax_alone, quiet_jax_backend_probe
 from ptde.envs.smac import SMACEnvConfig
 
+quiet_jax_backend_probe()  # before the first array starts jax's backends
 _smax = import_smax_alone()
 HeuristicEnemySMAX = _smax.HeuristicEnemySMAX
 Scenario = _smax.Scenario
@@ -109,7 +110,7 @@ class SMAXEnv(EnvAdapter):
         self.auto_reset = auto_reset
         self._key = episode_chain_keys(seed, batch_size) if auto_reset else jax.random.PRNGKey(seed)
         self._reset_fn = jax.jit(jax.vmap(self._reset_one))
-        self._step_fn = jax.jit(jax.vmap(self._step_one))
+        self._step_fn = jax.jit(self._step_batch)
         self._auto_reset_fn = jax.jit(jax.vmap(self._auto_reset_one))
         self._auto_step_fn = jax.jit(jax.vmap(self._auto_step_one))
         self._env_state = None
@@ -207,6 +208,13 @@ class SMAXEnv(EnvAdapter):
             state,
         )
 
+    def _step_batch(self, key, env_state, actions, done):
+        """One step of all B envs in one dispatch: the key split (as `_split` does it), the vmapped
+        step and the done flags, so a step costs one call into XLA instead of four."""
+        key, sub = jax.random.split(key)
+        out = jax.vmap(self._step_one)(jax.random.split(sub, self.batch_size), env_state, actions, done)
+        return key, done | out[5] | out[6], out
+
     # ------------------------------------------------------------------ torch side (batch)
     def _split(self) -> jax.Array:
         self._key, sub = jax.random.split(self._key)
@@ -248,16 +256,16 @@ class SMAXEnv(EnvAdapter):
         acts = jnp.asarray(actions.to(torch.int32).numpy())
         if self.auto_reset:
             return self._auto_step(acts)
-        keys = self._split()
         try:
-            out = self._step_fn(keys, self._env_state, acts, self._done)
+            key, done, out = self._step_fn(self._key, self._env_state, acts, self._done)
         except Exception as exc:  # an XLA/JAX error names neither the map nor the failing env
+            keys = jax.random.split(jax.random.split(self._key)[1], self.batch_size)  # the step's keys
             raise RuntimeError(
                 f"SMAX map {self.map_name}: the batched step of {self.batch_size} envs failed "
                 f"({self._locate_failure(keys, acts)}): {type(exc).__name__}: {exc}"
             ) from exc
+        self._key, self._done = key, done
         self._env_state, obs, state, avail, reward, term, trunc, won, ally_alive = out
-        self._done = self._done | term | trunc
         return self._to_step(obs, state, avail, reward, term, trunc, won, ally_alive)
 
     def _auto_step(self, acts: jax.Array) -> Step:

@@ -57,14 +57,15 @@ def run(
             resume_step = plan.checkpoint_env_steps if plan.checkpoint is not None and stage1 else None
             run_logger = open_run_logger(cfg, run_dir, stage1, resume_step, plan.previous.get("wandb_run_id"))
         if stage1:
-            update_results(run_dir, **train_stage1(cfg, run_dir, run_logger, plan.checkpoint))
+            results = update_results(run_dir, **train_stage1(cfg, run_dir, run_logger, plan.checkpoint))
             done.append("1")
-            update_results(run_dir, stages_done=done)
+            # a stage 2 of an earlier stage 1 (a finished run trained on) is run again: its time goes
+            update_results(run_dir, stages_done=done, **wall_times(results, drop_stage2=True))
         if stage2:
             source, learner = (cfg["teacher"], teacher) if stage == "2" else (run_dir, None)
-            update_results(run_dir, **run_stage2(cfg, run_dir, source, run_logger, learner))
+            results = update_results(run_dir, **run_stage2(cfg, run_dir, source, run_logger, learner))
             done.append("2")
-            update_results(run_dir, stages_done=done)
+            update_results(run_dir, stages_done=done, **wall_times(results))
     except (Preempted, SIGTERMException) as exc:
         # outside stage-1 training Lightning's own SIGTERM handler stops the distillation trainer
         stop = exc if isinstance(exc, Preempted) else Preempted(STAGE2_STOP)
@@ -111,6 +112,23 @@ def open_run_folder(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan, stage:
         print(f"ptde.train: resuming {run_dir} from {plan.checkpoint} (env step {steps})", file=sys.stderr)
         update_results(run_dir, resumed_from_env_steps=[*plan.previous.get("resumed_from_env_steps", []), steps])
     return done
+
+
+def wall_times(results: dict[str, Any], drop_stage2: bool = False) -> dict[str, Any]:
+    """results.json's wall times: `stage1_wall_time_s` (stage 1's training, summed over the sessions of
+    a resumed run), `stage2_wall_time_s` (teacher data, distillation and evaluation) and their sum,
+    `wall_time_s`, the run folder's whole time; a stage this folder has not run adds nothing.
+
+    `drop_stage2`: stage 1 has just trained (again), so a stage-2 time in the folder is of a stage 2
+    that runs again. A folder of an earlier ptde holds stage 1's time in `wall_time_s` alone; it
+    becomes `stage1_wall_time_s` here.
+    """
+    stage1 = results.get("stage1_wall_time_s")
+    if stage1 is None and "1" in results.get("stages_done", ()):
+        stage1 = results.get("wall_time_s")
+    stage2 = None if drop_stage2 else results.get("stage2_wall_time_s")
+    total = sum(part for part in (stage1, stage2) if part is not None)
+    return {"stage1_wall_time_s": stage1, "stage2_wall_time_s": stage2, "wall_time_s": total}
 
 
 def _finish(run_logger: RunLogger | None, exit_code: int) -> None:

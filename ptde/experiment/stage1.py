@@ -66,7 +66,7 @@ def train_stage1(
     trainer = make_trainer(cfg, [checkpointing, interaction])  # the signal handler is in before the warm-up
     t0 = time.time()
     trainer.fit(learner, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    wall = time.time() - t0 + interaction.seconds_before_resume
+    wall = time.time() - t0 + interaction.seconds_before_resume  # training, over every session of a resumed run
     final = test_policy(test_env, learner, info.n_actions, cfg["trainer"]["test_episodes"])
     if (student := learner.own_student()) is not None:
         # a learner that distils during stage 1 (CTDS): its teacher and student play the PRR comparison now
@@ -84,6 +84,6 @@ def train_stage1(
         "env_steps": c.env_steps,
         "episodes": c.episodes,
         "updates": c.updates,
-        "wall_time_s": wall,
+        "stage1_wall_time_s": wall,  # the run's `wall_time_s` adds stage 2's (`ptde.experiment.runner`)
         "collect_time_s": interaction.collect_seconds,
     }

@@ -4,6 +4,7 @@ a student of the local input, save the student, and evaluate teacher against stu
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ptde.errors import ConfigError
 from ptde.experiment.evaluation import compare_policies
 from ptde.experiment.prr import prr_undefined
 from ptde.experiment.run_folder import STUDENT_FILE, save_student
+from ptde.experiment.trainer import quiet_lightning
 from ptde.learners import load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
 from ptde.loggers.run_logger import RunLogger, Stage2Curves
@@ -81,6 +83,7 @@ def distill(
     module = DistillationModule(data.inputs.shape[1], z_dim, distill_cfg)
     initial_val = evaluate_mse(module.student, val_ds)
     keep = KeepBestStudent()
+    quiet_lightning()
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=distill_cfg["max_steps"],
@@ -133,7 +136,10 @@ def run_stage2(
 
     `learner`: the teacher already loaded from `teacher` (`ptde.distill` reads it for its config), so
     the checkpoint is read once; the evaluation plays that teacher and the student in hand.
+    `stage2_wall_time_s`: all of it, teacher data to evaluation (a resumed run repeats stage 2 from
+    its start, so this is the time of the stage 2 whose results these are).
     """
+    t0 = time.perf_counter()
     teacher_ckpt = resolve_checkpoint(teacher)
     learner = learner if learner is not None else load_learner(teacher_ckpt)
     check_teacher(cfg, learner.hparams["cfg"], teacher_ckpt)
@@ -169,4 +175,5 @@ def run_stage2(
         **prr_undefined(evals),
         "teacher": str(teacher_ckpt.resolve()),
         "algo_kd": f"{cfg['algo']['name']}_kd",
+        "stage2_wall_time_s": time.perf_counter() - t0,
     }
