@@ -339,7 +339,11 @@ def test_a_fresh_folder_is_a_fresh_run_and_a_finished_run_is_not_rerun(tmp_path)
 
 def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_from_it(tmp_path):
     run_dir = tmp_path / "run"
-    proc = start(run_dir, "trainer.save_buffer=false")
+    # a longer budget than RUN's: the signal, sent 1 s after the first periodic checkpoint, must land
+    # during training even when this process is starved on a loaded machine (after training's last
+    # update the run no longer handles SIGTERM, and the default action would kill it with -15)
+    budget = "trainer.max_env_steps=12000"
+    proc = start(run_dir, "trainer.save_buffer=false", budget)
     wait_for("checkpoints/env_steps_1*.ckpt", run_dir, proc)
     time.sleep(1.0)
     periodic = max(int(p.stem.split("_")[-1]) for p in (run_dir / "checkpoints").glob("env_steps_*.ckpt"))
@@ -350,10 +354,10 @@ def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_fro
     saved = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
     assert saved > periodic  # written after the update the signal interrupted, not left at the last periodic one
 
-    again = run_module("ptde.train", *RUN, "trainer.save_buffer=false", f"hydra.run.dir={run_dir}")
+    again = run_module("ptde.train", *RUN, "trainer.save_buffer=false", budget, f"hydra.run.dir={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [saved] and res["env_steps"] >= 4000
+    assert res["status"] == "finished" and res["resumed_from_env_steps"] == [saved] and res["env_steps"] >= 12000
 
 
 def test_preemption_hands_over_to_the_handler_that_was_there_before(monkeypatch):
