@@ -77,8 +77,8 @@ class ValueDecompositionLearner(StageOneLearner):
         mask = batch["mask"]  # [B, T]
         lengths = mask.sum(1)
         # a network that computes only the real steps (`ragged`) has no padding to cut: one chunk
-        chunk = mask.shape[0] if getattr(self.q_net, "ragged", False) else (self.algo["update_chunk"] or mask.shape[0])
         B = mask.shape[0]
+        chunk = B if getattr(self.q_net, "ragged", False) else (self.algo["update_chunk"] or B)
         order = lengths.argsort(descending=True)
         sq_sum = mask.new_zeros(())
         aux_sum = mask.new_zeros(())
@@ -117,14 +117,17 @@ class ValueDecompositionLearner(StageOneLearner):
         T1 = obs.shape[1]
         inputs = build_agent_inputs(obs, previous_actions_onehot(actions, self.info.n_actions, T1))
         net_state = state if self.q_net.uses_state else None
-        # positions the loss reads: where an agent acts (mask), and after a step that bootstraps
-        # (not terminated); the global-info module skips the rest (padding, terminal observations)
-        zeros = torch.zeros_like(mask[:, :1])
-        acting = torch.cat([mask, zeros], dim=1)  # [B, T+1]
-        bootstrap = torch.cat([zeros, mask * (1.0 - terminated)], dim=1)  # [B, T+1]
-        valid = (acting + bootstrap) > 0
-        # ragged networks compute each episode's real steps and the observation after its last one
-        where = {"lengths": mask.sum(1).long() + 1} if getattr(self.q_net, "ragged", False) else {"valid": valid}
+        length = mask.sum(1, keepdim=True)  # [B, 1] real steps of each episode
+        if getattr(self.q_net, "ragged", False):
+            # ragged networks compute each episode's real steps and the observation after its last one
+            where = {"lengths": length.squeeze(1).long() + 1}
+        else:
+            # positions the loss reads: where an agent acts (mask), and after a step that bootstraps
+            # (not terminated); the global-info module skips the rest (padding, terminal observations)
+            zeros = torch.zeros_like(mask[:, :1])
+            acting = torch.cat([mask, zeros], dim=1)  # [B, T+1]
+            bootstrap = torch.cat([zeros, mask * (1.0 - terminated)], dim=1)  # [B, T+1]
+            where = {"valid": (acting + bootstrap) > 0}
         with update_autocast(self.precision, mask.device.type):
             q, _, extras = self.q_net(inputs, net_state, **where)  # [B, T+1, n, A]
         q = q.float()
@@ -136,7 +139,7 @@ class ValueDecompositionLearner(StageOneLearner):
             select_from = q.detach() if self.algo["double_q"] else target_q
             best = select_from.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)  # [B, T+1, n, 1]
             target_max_q = target_q.gather(-1, best).squeeze(-1)  # [B, T+1, n]
-            observed = torch.arange(T1, device=mask.device) <= mask.sum(1, keepdim=True)  # [B, T+1] t <= length
+            observed = torch.arange(T1, device=mask.device) <= length  # [B, T+1] t <= length
             target_tot = self.mix(self.target_mixer, target_max_q, state, best, target_q, avail, observed)  # [B, T+1]
             targets = td_lambda_targets(
                 reward, terminated, mask, target_tot, self.algo["gamma"], self.algo["td_lambda"]
