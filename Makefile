@@ -24,7 +24,7 @@ SWEEP_ARGS = budget=$(BUDGET) launcher=$(LAUNCHER) $(if $(ALGOS),'algos=[$(ALGOS
 	$(if $(MAPS),'envs=[$(MAPS)]') $(if $(SEEDS),'seeds=[$(SEEDS)]')
 SOURCE ?=
 
-.PHONY: install grf demo test test-all lint train bench benchmark clean report $(PAPER)
+.PHONY: install grf demo test test-all lint train bench campaign clean report $(PAPER)
 
 install: $(STAMP)
 
@@ -73,8 +73,8 @@ clean:
 
 # the evidence campaign (conf/campaign/*.yaml), resumable: finished runs are skipped, interrupted
 # ones continue from their checkpoint; artefacts and report under benchmarks/<campaign>/.
-# `make benchmark BUDGET=smoke ARGS="out=/tmp/b work_dir=/tmp/w"` runs the pipeline in minutes.
+# `make campaign BUDGET=smoke ARGS="out=/tmp/b work_dir=/tmp/w"` runs the pipeline in minutes.
 CAMPAIGN ?= smax
 JOBS ?= 2
-benchmark: install
+campaign: install
 	$(PY) -m ptde.tools.campaign campaign=$(CAMPAIGN) budget=$(BUDGET) jobs=$(JOBS) $(ARGS)

@@ -20,14 +20,15 @@ from omegaconf import DictConfig
 
 from ptde.cli import prepare_command_line
 from ptde.config import register_configs, register_entry_configs
-from ptde.config.resolved import ConfigView, run_label, to_container
+from ptde.config.resolved import run_label, to_container
 from ptde.data.checkpoint import resolve_checkpoint, run_dir_of
 from ptde.envs import make_env
 from ptde.envs.build import test_batch_size
 from ptde.errors import ConfigError
 from ptde.experiment.evaluation import MeanZPolicy, load_decentralized
-from ptde.experiment.run_folder import dumps_strict, write_json_atomic
+from ptde.files import dumps_strict, write_json_atomic
 from ptde.learners import load_learner
+from ptde.nested import ConfigView
 from ptde.rollout import Actor, test_policy
 
 register_configs()

@@ -6,7 +6,8 @@ chosen (env adapters pull in JAX or a game engine, learners import each other)."
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 
 from ptde.errors import ConfigError
@@ -18,7 +19,24 @@ def choose(registry: Mapping[str, Any], name: str, key: str) -> Any:
     if name not in registry:
         raise ConfigError(f"{key}={name!r} is not valid; valid choices: {', '.join(sorted(registry))}")
     entry = registry[name]
-    if isinstance(entry, str):
-        module, attr = entry.split(":")
-        entry = getattr(importlib.import_module(module), attr)
-    return entry
+    return load(entry) if isinstance(entry, str) else entry
+
+
+def load(entry: str) -> Any:
+    """The object a "module:attribute" string names, imported now."""
+    module, attr = entry.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class ChoiceEnum(str, Enum):
+    """An Enum whose str() is its value, so `${variant.name}` interpolates as `gip`; as a config field's
+    type, OmegaConf's error on a wrong value lists the valid names."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def choice_enum(name: str, names: Iterable[str], module: str) -> type[ChoiceEnum]:
+    """The ChoiceEnum of a registry's names (`ptde.plugins`), so a config field and the registry it
+    chooses from cannot disagree. `module`: where the Enum is defined (for its repr and pickling)."""
+    return ChoiceEnum(name, [(n, n) for n in names], module=module)  # type: ignore[return-value]

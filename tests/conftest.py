@@ -55,7 +55,8 @@ def tiny_overrides() -> list[str]:
 
 
 def learner_and_real_batch(algo: str = "qmix", *overrides: str):
-    """An untrained learner of `algo` on SMAX 3m and 16 of its own random-policy episodes."""
+    """An untrained learner of `algo` on SMAX 3m and 16 of its own random-policy episodes; its update in
+    float32 unless an override says otherwise (the tests that use it compare computations)."""
     import torch
 
     from ptde.data.buffer import EpisodeReplayBuffer
@@ -64,7 +65,10 @@ def learner_and_real_batch(algo: str = "qmix", *overrides: str):
     from ptde.rollout import run_episodes
 
     torch.manual_seed(0)
-    cfg = compose_cfg(f"algo={algo}", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8", *overrides)
+    cfg = compose_cfg(
+        f"algo={algo}", "env=smac/3m", "env.batch_size_run=8", "trainer.test_episodes=8", "trainer.precision=32-true",
+        *overrides,
+    )  # fmt: skip
     train_env, _, info = build_envs(cfg, seed=0)
     learner = build_learner(cfg, info.__dict__)
     buffer = EpisodeReplayBuffer(64, info)

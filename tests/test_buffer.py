@@ -8,13 +8,27 @@ import torch
 from conftest import compose_cfg
 from padded_buffer import PaddedReplayBuffer
 
-from ptde.data.buffer import EpisodeReplayBuffer, episode_bytes, padded_episode_bytes, replay_bound_bytes, step_bytes
+from ptde.data.buffer import (
+    _FIELDS,
+    EpisodeReplayBuffer,
+    episode_bytes,
+    padded_episode_bytes,
+    replay_bound_bytes,
+    step_bytes,
+)
 from ptde.envs.base import EnvInfo
 from ptde.rollout import EpisodeBatch
 from ptde.tools.bench_replay import synthetic_episodes
 
 INFO = EnvInfo(n_agents=2, obs_dim=3, state_dim=4, n_actions=5, episode_limit=6)
 FINAL = ("obs", "state", "avail_actions")  # fields with the extra T+1 entry
+
+
+def stored_episode(buf: EpisodeReplayBuffer, slot: int) -> dict[str, torch.Tensor]:
+    """The episode in `slot` as stored (L + 1 rows of obs/state/avail, L of the rest, storage dtypes)."""
+    length = int(buf.length[slot])
+    rows = buf.row_index[slot, : length + 1].long()
+    return {name: buf.rows[name][rows if has_final else rows[:length]] for name, has_final in _FIELDS.items()}
 
 
 def make_batch(ids: list[int], lengths: list[int]) -> EpisodeBatch:
@@ -43,7 +57,7 @@ def make_batch(ids: list[int], lengths: list[int]) -> EpisodeBatch:
 
 
 def stored_ids(buf: EpisodeReplayBuffer) -> list[float]:
-    return [buf.stored_episode(s)["obs"][0, 0, 0].item() for s in range(len(buf))]
+    return [stored_episode(buf, s)["obs"][0, 0, 0].item() for s in range(len(buf))]
 
 
 def test_fifo_overwrites_oldest_first():
@@ -60,7 +74,7 @@ def test_fifo_overwrites_oldest_first():
 def test_only_real_steps_are_stored_and_evicted_rows_are_reused():
     buf = EpisodeReplayBuffer(capacity=3, info=INFO)
     buf.insert(make_batch([1, 2, 3], [2, 5, 1]))
-    ep = buf.stored_episode(1)
+    ep = stored_episode(buf, 1)
     assert ep["obs"].shape == (6, 2, 3) and ep["actions"].shape == (5, 2)  # L + 1 and L entries
     assert buf.steps_stored == 8 and buf.high_water == 1 + 3 + 6 + 2  # zero row + L + 1 rows each
     assert buf.memory_metrics() == {"train/replay_bytes": float(buf.nbytes), "train/replay_episode_length": 8 / 3}
@@ -71,7 +85,7 @@ def test_only_real_steps_are_stored_and_evicted_rows_are_reused():
     assert stored_ids(buf) == [7.0, 8.0, 6.0] and buf.n_free == 0
     assert buf.high_water == 12 + 21 - 11
     for slot, ident in enumerate([7.0, 8.0, 6.0]):
-        assert (buf.stored_episode(slot)["obs"] == ident).all()  # nothing of the evicted episodes is left
+        assert (stored_episode(buf, slot)["obs"] == ident).all()  # nothing of the evicted episodes is left
 
 
 def test_sample_pads_with_zeros_and_masks_the_padding():
@@ -129,7 +143,7 @@ def test_float16_storage_halves_obs_and_samples_float32():
         half.insert(big)
     bf = EpisodeReplayBuffer(capacity=2, info=INFO, dtype=torch.bfloat16)
     bf.insert(big)  # bfloat16 has float32's range
-    assert bf.stored_episode(0)["obs"][0, 0, 0].item() == 70144.0  # the nearest bfloat16
+    assert stored_episode(bf, 0)["obs"][0, 0, 0].item() == 70144.0  # the nearest bfloat16
 
 
 def test_nbytes_follows_real_steps_and_the_bound_holds_at_the_limit():

@@ -1,4 +1,4 @@
-"""The benchmark campaign tool (make benchmark) and the sample-efficiency table it reports."""
+"""The benchmark campaign tool (make campaign) and the sample-efficiency table it reports."""
 
 from __future__ import annotations
 
@@ -104,6 +104,9 @@ def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
     index = (tmp_path / "bench" / "report" / "index.md").read_text()
     assert "qmix_kd" in index and "PRR" in index and "sample efficiency" in index
     assert (tmp_path / "bench" / "report" / "efficiency_smac.csv").exists()
+    # the wandb report's spec beside it: a panel grid per map over the runs' wandb groups, never uploaded
+    spec = json.loads((tmp_path / "bench" / "report" / "wandb_report.json").read_text())
+    assert "smac/3m" in json.dumps(spec) and '"Run History Line Plot"' in json.dumps(spec), spec
     # 3. once more: nothing is trained, nothing is rewritten
     mtimes = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
     third = subprocess.run(campaign(tmp_path), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -15,8 +15,9 @@ from ptde.envs.build import build_envs
 from ptde.experiment.prr import performance_retention_ratio
 from ptde.experiment.stage2 import distill
 from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.loggers.run_logger import RunLogger
 from ptde.nn.global_info import GIPModule, GIUModule, StudentModule, gip_embedding_reference
-from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork
+from ptde.nn.policy import AgentNetwork, DecentralizedAgentNetwork
 from ptde.rollout import run_episodes
 
 INFO = EnvInfo(n_agents=4, obs_dim=12, state_dim=20, n_actions=7, episode_limit=10)
@@ -89,7 +90,7 @@ def test_factored_gip_equals_the_straightforward_formulation(dtype, tol, n, S):
 def test_skipping_padded_timesteps_changes_nothing_on_valid_ones():
     torch.manual_seed(2)
     gip = GIPModule(D, INFO.state_dim, 16, 32, 0.01)
-    net = MultiAgentQNetwork(INFO, 32, gip)
+    net = AgentNetwork(INFO, 32, gip)
     inputs, state = torch.randn(3, 6, 4, D), torch.randn(3, 6, INFO.state_dim)
     valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]]).bool()
     mu_all, _ = net.global_distribution(inputs, state)
@@ -99,9 +100,9 @@ def test_skipping_padded_timesteps_changes_nothing_on_valid_ones():
 
 
 def test_student_execution_path_takes_no_state():
-    params = list(inspect.signature(DecentralizedQNetwork.act).parameters)
+    params = list(inspect.signature(DecentralizedAgentNetwork.act).parameters)
     assert params == ["self", "inputs", "hidden"]
-    assert DecentralizedQNetwork.uses_state is False
+    assert DecentralizedAgentNetwork.uses_state is False
     student = StudentModule(D, 32, 16)
     assert list(inspect.signature(StudentModule.forward).parameters) == ["self", "inputs"]
     assert student.net[0].in_features == D  # local input only
@@ -136,7 +137,7 @@ def test_decentralized_policy_acts_identically_whatever_the_state():
     cfg = compose_cfg("algo=qmix_gip", "env=smac/3m", "env.batch_size_run=4", "trainer.test_episodes=4")
     train_env, _, info = build_envs(cfg, seed=0)
     teacher = ValueDecompositionLearner(cfg, info.__dict__)
-    policy = DecentralizedQNetwork(teacher.q_net.agent, StudentModule(teacher.q_net.input_dim, 64, 64))
+    policy = DecentralizedAgentNetwork(teacher.q_net.agent, StudentModule(teacher.q_net.input_dim, 64, 64))
     train_env.reset(seed=7)
     a = run_episodes(ScrambledStateEnv(train_env, 1), policy, info.n_actions, 0.0)
     train_env.reset(seed=7)
@@ -181,7 +182,7 @@ def test_distillation_cuts_validation_mse_tenfold_on_a_real_teacher_dataset(tmp_
     data.save(tmp_path / "teacher.pt")
     data = TeacherDataset.load(tmp_path / "teacher.pt")
     dcfg = dict(cfg["variant"]["distill"], max_steps=1500, val_interval=100, lr=1e-3, batch_size=256, patience=5)
-    student, stats = distill(data, 64, dcfg, tmp_path, seed=0, progress=False)
+    student, stats = distill(data, 64, dcfg, seed=0, progress=False, run_logger=RunLogger([], tmp_path))
     assert stats["distill/val_mse"] * 10 <= stats["distill/initial_val_mse"], stats
     assert (tmp_path / "distill" / "metrics.csv").exists()
 

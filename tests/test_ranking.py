@@ -20,7 +20,8 @@ from ptde.envs.letor import (
     subsample_queries,
     write_synthetic_letor,
 )
-from ptde.envs.ranking import LTREnvConfig, RankingEnv, ndcg_at_k, prepare_ltr_data, ranking_metrics
+from ptde.envs.ndcg import ndcg_at_k, ranking_metrics
+from ptde.envs.ranking import LTREnvConfig, RankingEnv, prepare_ltr_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -315,7 +316,8 @@ def test_test_split_sweeps_every_query_once(tmp_path: Path) -> None:
 
 def test_lambdamart_beats_random(tmp_path: Path) -> None:
     pytest.importorskip("lightgbm")
-    from ptde.envs.ltr_baselines import lambdamart_baseline, ltr_baselines, random_baseline
+    from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
+    from ptde.tools.ltr_baselines import ltr_baselines
 
     cfg = tiny_cfg(tmp_path, synthetic_queries=300, synthetic_docs_per_query=15, synthetic_features=20, n_queries=300)
     res = ltr_baselines(cfg, num_iterations=40)

@@ -347,12 +347,16 @@ def test_sigterm_saves_a_checkpoint_at_the_next_update_and_the_run_continues_fro
     wait_for("checkpoints/env_steps_1*.ckpt", run_dir, proc)
     time.sleep(1.0)
     periodic = max(int(p.stem.split("_")[-1]) for p in (run_dir / "checkpoints").glob("env_steps_*.ckpt"))
+    signalled = time.time()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     res = json.loads((run_dir / "results.json").read_text())
     assert res["status"] == "preempted" and "SIGTERM" in res["reason"]
-    saved = counters(run_dir / "checkpoints" / "last.ckpt")["env_steps"]
-    assert saved > periodic  # written after the update the signal interrupted, not left at the last periodic one
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = counters(last)["env_steps"]
+    # written after the signal, at the end of the update it interrupted (the periodic checkpoint's own
+    # update when a starved process had not got past it), not left as the periodic checkpoint wrote it
+    assert last.stat().st_mtime >= signalled - 0.05 and saved >= periodic
 
     again = run_module("ptde.train", *RUN, "trainer.save_buffer=false", budget, f"hydra.run.dir={run_dir}")
     assert again.returncode == 0, again.stderr[-3000:]
@@ -408,3 +412,17 @@ def test_repeated_sigkills_at_random_moments_still_end_exactly_like_the_uninterr
     assert len(res["resumed_from_env_steps"]) >= 2
     assert_same_run(run_dir, uninterrupted)
     print("resumed from env steps", res["resumed_from_env_steps"])
+
+
+def test_a_signal_anywhere_in_stage_2_stops_it_at_once_as_preempted():
+    """Stage 2 saves nothing (a resume repeats it), so a SIGTERM in its teacher data or evaluation, not only
+    in the distillation trainer, ends the run as preempted (exit 143), never with the default action's -15."""
+    import os
+
+    from ptde.experiment.preemption import Preempted, preempt_at_once
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Preempted, match="in stage 2"), preempt_at_once("stopped in stage 2"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at the next bytecode; the sleep is never finished
+    assert signal.getsignal(signal.SIGTERM) == before

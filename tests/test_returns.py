@@ -2,7 +2,29 @@
 
 import torch
 
-from ptde.learners.returns import td_lambda_targets
+from ptde.learners.returns import gae_advantages_steps, td_lambda_targets
+
+
+def gae_advantages(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference layout the tests read GAE in: generalised advantage estimates (Schulman et al. 2016) of padded whole episodes.
+
+    reward, terminated, mask [B, T]; values [B, T+1, ...] (any trailing dims, e.g. one value per
+    agent; index t+1 follows step t) -> advantages, returns [B, T, ...], returns = A + V.
+    δ_t = r_t + γ(1 - term_t)V_{t+1} - V_t and A_t = δ_t + γλ(1 - term_t)A_{t+1}, where A_{t+1} is 0
+    after an episode's last real step: a time-out bootstraps from the value of its final state, a
+    termination does not, and padding is never read.
+    """
+    next_mask = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)  # [B, T]
+    T = reward.shape[1]
+    ends = torch.maximum(1.0 - next_mask, terminated)
+    return gae_advantages_steps(reward, terminated, ends, values[:, :T], values[:, 1:], gamma, gae_lambda)
 
 
 def test_td_lambda_terminated_episode_by_hand():
@@ -58,8 +80,6 @@ def test_lambda_one_is_monte_carlo_and_zero_is_one_step():
 
 def test_gae_terminated_episode_by_hand():
     """GAE of a 3-step episode that terminates (padded to T = 4), one value per agent."""
-    from ptde.learners.returns import gae_advantages
-
     gamma, lam = 0.9, 0.5
     reward = torch.tensor([[1.0, 0.0, 2.0, 0.0]])
     terminated = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
@@ -79,8 +99,6 @@ def test_gae_terminated_episode_by_hand():
 
 
 def test_gae_time_out_bootstraps_and_ignores_padding():
-    from ptde.learners.returns import gae_advantages
-
     gamma, lam = 0.99, 0.95
     reward = torch.tensor([[0.5, 0.25, 0.0]])
     terminated = torch.zeros(1, 3)

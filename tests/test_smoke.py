@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import CONF, compose_cfg
 
+from ptde.data.datamodule import replay_batch_size
+
 # what makes a run small: stage 1's env steps, stage 2's teacher data and distillation steps
 SMALL = {
     "max_env_steps": ("trainer", "max_env_steps"),
@@ -38,7 +40,8 @@ def compose_entry(config_name: str, *overrides: str) -> dict:
 
 def test_the_smoke_switch_shrinks_stage_2_too():
     # the card's command; algo=qmix_gip chooses variant=gip, whose defaults the smoke values must beat
-    smoke = budget(compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard", "trainer=smoke"))
+    smoke_cfg = compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard", "trainer=smoke")
+    smoke = budget(smoke_cfg)
     full = budget(compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard"))
     assert smoke["max_env_steps"] <= 5000 and smoke["teacher_episodes"] <= 32 and smoke["distill_steps"] <= 400
     assert all(smoke[k] < full[k] for k in SMALL), (smoke, full)
@@ -47,6 +50,10 @@ def test_the_smoke_switch_shrinks_stage_2_too():
     # and the command line still wins over the switch
     tuned = compose_cfg("algo=qmix_gip", "trainer=smoke", "variant.distill.max_steps=1000", "trainer.max_env_steps=7")
     assert budget(tuned) == {**smoke, "distill_steps": 1000, "max_env_steps": 7}
+    # an off-policy learner's first update waits for 16 episodes, not 128 (the football warm-up)
+    assert replay_batch_size(smoke_cfg["algo"], smoke_cfg["trainer"]) == 16
+    full_cfg = compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard")
+    assert replay_batch_size(full_cfg["algo"], full_cfg["trainer"]) == full_cfg["algo"]["batch_size"] == 128
 
 
 def test_campaign_and_sweep_smoke_budgets_are_the_smoke_switch(tmp_path: Path):

@@ -7,7 +7,8 @@ from pathlib import Path
 from conftest import REPO
 
 from ptde.experiment.prr import performance_retention_ratio, prr_undefined
-from ptde.experiment.run_folder import dumps_strict, update_results, write_json_atomic
+from ptde.experiment.run_folder import update_results
+from ptde.files import dumps_strict, write_json_atomic
 
 
 def strict_loads(text: str):

@@ -132,8 +132,8 @@ def test_unknown_algo_of_a_grid_is_named_before_anything_runs(tmp_path: Path):
 def test_smax_frame_is_the_battle_state():
     import torch
 
-    from ptde.config.resolved import ConfigView
     from ptde.envs import make_env
+    from ptde.nested import ConfigView
 
     cfg = compose_cfg("env=smac/3m")
     env = make_env(ConfigView(cfg["env"]), batch_size=2, seed=0)

@@ -22,7 +22,7 @@ from ptde.callbacks.env_interaction import EnvInteractionCallback
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.data.replay_store import ReplayStore, store_folder
 from ptde.experiment.preemption import PreemptionHandler
-from ptde.experiment.run_folder import atomic_write
+from ptde.files import atomic_write
 
 
 def save_checkpoint_atomic(trainer: L.Trainer, path: Path) -> None:

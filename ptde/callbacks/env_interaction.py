@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ptde.data.buffer import EpisodeReplayBuffer
+from ptde.data.datamodule import replay_batch_size
 from ptde.envs.base import MultiAgentEnv
 from ptde.loggers.run_logger import RunLogger
 from ptde.rollout import run_episodes, test_policy
@@ -212,7 +213,7 @@ class EnvInteractionCallback(L.Callback):
 
     def warm_up(self, module: L.LightningModule) -> None:
         """Fill the replay buffer to one batch before the first update (each update collects first, too)."""
-        while not self.buffer.can_sample(self.algo["batch_size"]):
+        while not self.buffer.can_sample(replay_batch_size(self.algo, self.tcfg)):
             self.collect(module)
 
     def on_train_batch_start(

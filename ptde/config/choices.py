@@ -1,36 +1,15 @@
 """The closed sets a config field chooses from. As Enums, OmegaConf's error on a wrong value lists
-the valid names."""
+the valid names; those of the plugins (learners, mixers, variants) come from `ptde.plugins`."""
 
 from __future__ import annotations
 
-from enum import Enum
+from ptde import plugins
+from ptde.registry import ChoiceEnum, choice_enum
 
-
-class ChoiceEnum(str, Enum):
-    """An Enum whose str() is its value, so `${variant.name}` interpolates as `gip`."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Learner(ChoiceEnum):
-    value_decomposition = "value_decomposition"
-    ctds = "ctds"
-    copa = "copa"
-    csrl = "csrl"
-    mappo = "mappo"
-
-
-class MixerKind(ChoiceEnum):
-    vdn = "vdn"
-    qmix = "qmix"
-    qplex = "qplex"
-
-
-class VariantKind(ChoiceEnum):
-    none = "none"
-    giu = "giu"
-    gip = "gip"
+# derived from ptde.plugins: adding a learner, mixer or variant there adds its name here
+Learner = choice_enum("Learner", plugins.LEARNERS, __name__)
+MixerKind = choice_enum("MixerKind", plugins.MIXERS, __name__)
+VariantKind = choice_enum("VariantKind", plugins.VARIANTS, __name__)
 
 
 class BufferDtype(ChoiceEnum):

@@ -144,7 +144,7 @@ class CampaignConfig:
 
 @dataclass
 class BenchmarkConfig:
-    """`python -m ptde.tools.campaign campaign=smax` (`make benchmark`): run a campaign resumably.
+    """`python -m ptde.tools.campaign campaign=smax` (`make campaign`): run a campaign resumably.
 
     Each run trains in its own folder under `work_dir` (checkpoints, teacher data: never committed);
     when it finishes, its small artefacts are copied to `<campaign.out>/runs/<run>/` and the report

@@ -51,11 +51,3 @@ def validate(cfg: dict[str, Any]) -> None:
         problem = replay_fit_error(cfg["algo"], probe_env_info(env), cfg["trainer"]["save_buffer"])
         if problem is not None:
             raise ConfigError(problem)
-
-
-class ConfigView:
-    """Attribute access over a plain config dict (env adapters read `cfg.name`, `cfg.family`...)."""
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        for k, v in d.items():
-            setattr(self, k, ConfigView(v) if isinstance(v, dict) else v)

@@ -240,12 +240,6 @@ class EpisodeReplayBuffer:
             out[name] = v if name == "avail_actions" else v.to(torch.long if name == "actions" else torch.float32)
         return out
 
-    def stored_episode(self, slot: int) -> dict[str, torch.Tensor]:
-        """The episode in `slot` as stored (L + 1 rows of obs/state/avail, L of the rest, storage dtypes)."""
-        L = int(self.length[slot])
-        rows = self.row_index[slot, : L + 1].long()
-        return {name: self.rows[name][rows if has_final else rows[:L]] for name, has_final in _FIELDS.items()}
-
     # ------------------------------------------------------------------ episodes by id (the replay store)
     def live_ids(self) -> range:
         """Ids of the stored episodes, oldest first. Episodes are numbered in insertion order; FIFO

@@ -9,12 +9,21 @@ PyMARL's loop has: collect, insert, sample, train.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from ptde.data.buffer import EpisodeReplayBuffer
+
+
+def replay_batch_size(algo: dict[str, Any], trainer: dict[str, Any]) -> int:
+    """Episodes per sampled batch, and so the episodes collected before the first update: the algo's
+    `batch_size`, capped by `trainer.max_batch_episodes` (the smoke switch sets 16, so a football smoke
+    run does not first collect 128 episodes of up to 150 steps)."""
+    cap = trainer.get("max_batch_episodes")
+    return algo["batch_size"] if cap is None else min(algo["batch_size"], cap)
 
 
 class ReplaySampleStream(IterableDataset):

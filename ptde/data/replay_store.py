@@ -30,7 +30,7 @@ import torch
 
 from ptde.data.buffer import EpisodeReplayBuffer, step_bytes
 from ptde.errors import ConfigError
-from ptde.experiment.run_folder import atomic_write
+from ptde.files import atomic_write
 
 FOLDER = "replay"  # inside the run's checkpoints/ folder
 FILE_BYTES = 64 * 1024**2  # most bytes of episode rows in one file: what a save or a restore holds at once

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from ptde.envs.base import MultiAgentEnv
-from ptde.experiment.run_folder import atomic_write
+from ptde.files import atomic_write
 from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
 from ptde.rollout import run_episodes
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptde.config.resolved import ConfigView
 from ptde.envs import make_env
 from ptde.envs.base import EnvInfo, MultiAgentEnv
+from ptde.nested import ConfigView
 
 
 def build_envs(

@@ -64,6 +64,7 @@ import numpy as np
 from omegaconf import MISSING
 
 from ptde.envs.info import EnvAdapter
+from ptde.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -156,6 +157,14 @@ def scenario_of(name: str) -> Scenario:
     if key not in SCENARIOS:
         raise ValueError(f"unknown GRF scenario {name!r}; valid: {', '.join(sorted(SCENARIOS))}")
     return SCENARIOS[key]
+
+
+def check_config(env: dict[str, Any]) -> None:
+    """A scenario ptde does not know fails before any run folder (and before an engine starts)."""
+    try:
+        scenario_of(env["name"])
+    except ValueError as exc:
+        raise ConfigError(f"env.name={env['name']!r}: {exc}") from None
 
 
 def grf_config(name: str, **overrides: Any) -> GRFEnvConfig:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptde.experiment.run_folder import atomic_write
+from ptde.files import atomic_write
 
 MAX_RELEVANCE = 4
 CACHE_VERSION = 1

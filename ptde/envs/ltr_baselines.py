@@ -5,19 +5,17 @@ NDCG conventions, same slates of `docs_per_query` documents, same normalised fea
 MARL numbers sit between these two. LambdaMART is LightGBM's `lambdarank` objective (the
 `lightgbm` package, an optional dependency) fitted on the training slates' document features.
 
-Usage: `python -m ptde.envs.ltr_baselines --name synthetic` (or `--name mslr --data-dir DIR`).
+On the command line: `python -m ptde.tools.ltr_baselines --name synthetic` (or `--name mslr --data-dir DIR`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 import numpy as np
 
 from ptde.envs.letor import QuerySet
-from ptde.envs.ranking import LTREnvConfig, prepare_ltr_data, ranking_metrics
+from ptde.envs.ndcg import ranking_metrics
 
 LAMBDAMART_DEFAULTS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -55,32 +53,3 @@ def lambdamart_baseline(train: QuerySet, test: QuerySet, seed: int = 0, **params
     tq, tn, _ = test.features.shape
     scores = booster.predict(test.features.reshape(tq * tn, f)).reshape(tq, tn)  # [Q_test, n]
     return ranking_metrics(scores, test.relevance)
-
-
-def ltr_baselines(cfg: Any, seed: int = 0, **lgbm_params: Any) -> dict[str, dict[str, float]]:
-    """{"random": {...}, "lambdamart": {...}} on the test split of the env config `cfg`."""
-    data = prepare_ltr_data(cfg)
-    return {
-        "random": random_baseline(data.test.relevance, seed=seed),
-        "lambdamart": lambdamart_baseline(data.train, data.test, seed=seed, **lgbm_params),
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default="synthetic", choices=["synthetic", "mslr"])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--fold", default="Fold1")
-    parser.add_argument("--n-queries", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    cfg = LTREnvConfig(name=args.name, data_dir=args.data_dir, fold=args.fold, seed=args.seed)
-    if args.n_queries is not None:
-        cfg.n_queries = args.n_queries
-    elif args.name == "synthetic":
-        cfg.n_queries = cfg.synthetic_queries
-    print(json.dumps(ltr_baselines(cfg, seed=args.seed), indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -7,12 +7,7 @@ already query-document features, so the query features here are the mean of the 
 are sorted by score and the shared reward is NDCG@k of that ranking; the episode then terminates
 (one step, `episode_limit=1`).
 
-Conventions (chosen to equal LightGBM's `ndcg` metric, which the tests check):
-- gain 2^rel - 1, discount 1 / log2(rank + 1) with rank 1-based, IDCG from the true grades;
-- ties: a stable sort by score descending, i.e. tied documents keep their slate order (agent
-  index). Slates are shuffled when sampled, so this order carries no relevance information;
-- a query whose slate has no relevant document has NDCG 1 (LightGBM's convention; sklearn's
-  `ndcg_score` gives 0 and also averages over tied orderings, so it differs on those cases);
+The reward is NDCG@k as `ptde.envs.ndcg` computes it (LightGBM's conventions, ties kept in slate order);
 - `won` is a perfect ranking (NDCG@k = 1), so an all-irrelevant slate is always won.
 
 Test split: `reset()` walks through all test queries in order, `batch_size` at a time; a sweep
@@ -45,6 +40,10 @@ from ptde.envs.letor import (
     subsample_queries,
     write_synthetic_letor,
 )
+from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
+from ptde.envs.ndcg import ndcg_at_k
+from ptde.errors import ConfigError
+from ptde.nested import ConfigView
 
 DATASETS = ("mslr", "synthetic")
 MSLR_URL = "https://www.microsoft.com/en-us/research/project/mslr/"
@@ -81,34 +80,6 @@ class LTREnvConfig:
     synthetic_docs_per_query: int = 20
     synthetic_features: int = 136
     seed: int = 0  # synthetic generation, subsampling and split
-
-
-# --------------------------------------------------------------------------- metrics
-def ndcg_at_k(scores: Any, relevance: Any, k: int) -> Any:
-    """NDCG@k of the rankings induced by `scores` ([..., D]); conventions in the module docstring.
-
-    Accepts torch tensors (returns a float32 tensor [...]) or array-likes (returns float64 numpy).
-    """
-    as_numpy = not isinstance(scores, torch.Tensor)
-    s = torch.as_tensor(np.asarray(scores) if as_numpy else scores).to(torch.float64)  # [..., D]
-    r = torch.as_tensor(np.asarray(relevance) if as_numpy else relevance).to(device=s.device, dtype=torch.float64)
-    if s.shape != r.shape:
-        raise ValueError(f"scores {tuple(s.shape)} and relevance {tuple(r.shape)} differ in shape")
-    kk = min(int(k), s.shape[-1])
-    if kk < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    discount = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64, device=s.device))  # [kk]
-    order = torch.sort(s, dim=-1, descending=True, stable=True).indices  # [..., D]
-    dcg = ((2.0 ** r.gather(-1, order)[..., :kk] - 1.0) * discount).sum(-1)  # [...]
-    ideal = torch.sort(r, dim=-1, descending=True).values[..., :kk]  # [..., kk]
-    idcg = ((2.0**ideal - 1.0) * discount).sum(-1)  # [...]
-    ndcg = torch.where(idcg > 0, dcg / idcg.clamp_min(1e-300), torch.ones_like(dcg))
-    return ndcg.numpy() if as_numpy else ndcg.float()
-
-
-def ranking_metrics(scores: Any, relevance: Any, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """Mean NDCG@k over queries, {"ndcg@1": ..., "ndcg@5": ..., "ndcg@10": ...}."""
-    return {f"ndcg@{k}": float(np.mean(np.asarray(ndcg_at_k(scores, relevance, k)))) for k in ks}
 
 
 # --------------------------------------------------------------------------- data
@@ -156,6 +127,16 @@ def resolve_data_files(cfg: Any) -> list[Path]:
         if not f.is_file():
             raise FileNotFoundError(f"MSLR file not found: {f} (expected {root}/{cfg.fold}/<split>.txt)")
     return files
+
+
+def check_config(env: dict[str, Any]) -> None:
+    """A missing MSLR file fails before any run folder is written (synthetic data is made on first use)."""
+    if env["name"] == "synthetic":
+        return
+    try:
+        resolve_data_files(ConfigView(env))
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 _DATA_CACHE: dict[tuple, LTRData] = {}
@@ -317,8 +298,6 @@ class RankingEnv(EnvAdapter):
     def reference_metrics(self, seed: int) -> dict[str, float]:
         """NDCG of random scores and of LightGBM's LambdaMART on the same test split, so a ranking
         run's table shows where the MARL rankers stand (LambdaMART needs the `ltr` extra)."""
-        from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline
-
         data = prepare_ltr_data(self.cfg)
         out = {f"reference/random/{k}": v for k, v in random_baseline(data.test.relevance, seed=seed).items()}
         try:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ptde.envs.base import EnvAdapter, EnvInfo, Step
+from ptde.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,14 @@ def smac_env_factory() -> Callable[..., Any]:
     except ImportError as exc:
         raise ImportError(INSTALL_HELP) from exc
     return StarCraft2Env
+
+
+def check_config(env: dict[str, Any]) -> None:
+    """Without SMAC and the StarCraft II game the run stops here, saying how to install them."""
+    try:
+        smac_env_factory()
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class SC2Env(EnvAdapter):

@@ -5,17 +5,13 @@ JAX-free, so composing a config imports neither."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from omegaconf import MISSING
 
+from ptde.plugins import smac_backends
+from ptde.registry import choice_enum
 
-class SMACBackend(str, Enum):
-    smax = "smax"
-    sc2 = "sc2"
-
-    def __str__(self) -> str:
-        return self.value
+SMACBackend = choice_enum("SMACBackend", smac_backends(), __name__)  # smax, sc2: from ptde.plugins.ENVS
 
 
 @dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ import torch
 from ptde.envs.base import BattleFrame, EnvAdapter, Step
 from ptde.envs.jaxmarl_import import import_smax_alone, quiet_jax_backend_probe
 from ptde.envs.smac import SMACEnvConfig
+from ptde.errors import ConfigError
 
 quiet_jax_backend_probe()  # before the first array starts jax's backends
 _smax = import_smax_alone()
@@ -62,6 +64,12 @@ for _name, _scenario in CUSTOM_SCENARIOS.items():
 
 def available_maps() -> list[str]:
     return sorted(MAP_NAME_TO_SCENARIO)
+
+
+def check_config(env: dict[str, Any]) -> None:
+    """A map SMAX does not have fails before any run folder is written."""
+    if env["name"] not in available_maps():
+        raise ConfigError(f"env.name={env['name']!r} is not a SMAX map; valid maps: {', '.join(available_maps())}")
 
 
 def _to_torch(x: jax.Array) -> torch.Tensor:

@@ -8,13 +8,13 @@ from typing import Any
 
 import lightning as L
 
-from ptde.config.resolved import ConfigView
 from ptde.envs import make_env
 from ptde.envs.build import test_batch_size
 from ptde.errors import ConfigError
 from ptde.experiment.prr import performance_retention_ratio
 from ptde.experiment.run_folder import STUDENT_FILE, load_student
 from ptde.learners import load_learner
+from ptde.nested import ConfigView
 from ptde.rollout import Actor, test_policy
 
 

@@ -29,6 +29,7 @@ from ptde.data.checkpoint import load_checkpoint, run_dir_of
 from ptde.data.replay_store import ReplayStore, store_folder
 from ptde.errors import ConfigError
 from ptde.experiment.run_folder import read_results
+from ptde.nested import flatten
 
 # what a resumed run may change: the budget (extend a finished run), and how it runs, not what it learns
 RESUME_MAY_CHANGE = (
@@ -49,17 +50,6 @@ def resume_kind(value: Any) -> str:
     if text in {"auto", "true", "false"}:
         return text
     return "path"
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out |= flatten(v, key + ".")
-        else:
-            out[key] = v
-    return out
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], may_change=RESUME_MAY_CHANGE) -> list[str]:

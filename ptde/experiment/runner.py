@@ -15,7 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ptde.config.resolved import run_label, validate
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.errors import ConfigError
-from ptde.experiment.preemption import Preempted
+from ptde.experiment.preemption import Preempted, preempt_at_once
 from ptde.experiment.resume import ResumePlan
 from ptde.experiment.run_folder import source_version, update_results, write_config
 from ptde.experiment.stage1 import open_run_logger, train_stage1
@@ -63,11 +63,12 @@ def run(
             update_results(run_dir, stages_done=done, **wall_times(results, drop_stage2=True))
         if stage2:
             source, learner = (cfg["teacher"], teacher) if stage == "2" else (run_dir, None)
-            results = update_results(run_dir, **run_stage2(cfg, run_dir, source, run_logger, learner))
+            with preempt_at_once(STAGE2_STOP):  # a signal anywhere in stage 2 (not only while distilling)
+                results = update_results(run_dir, **run_stage2(cfg, run_dir, source, run_logger, learner))
             done.append("2")
             update_results(run_dir, stages_done=done, **wall_times(results))
     except (Preempted, SIGTERMException) as exc:
-        # outside stage-1 training Lightning's own SIGTERM handler stops the distillation trainer
+        # in stage 2 a signal raises Preempted at once (or Lightning's SIGTERMException, in the distillation trainer)
         stop = exc if isinstance(exc, Preempted) else Preempted(STAGE2_STOP)
         update_results(run_dir, status="preempted", reason=str(stop))
         _finish(run_logger, exit_code=143)

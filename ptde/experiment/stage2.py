@@ -11,9 +11,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.loggers import CSVLogger
 
-from ptde.config.resolved import ConfigView, run_label
+from ptde.config.resolved import run_label
 from ptde.data.checkpoint import resolve_checkpoint
 from ptde.data.teacher_dataset import FILE_NAME as TEACHER_DATA
 from ptde.data.teacher_dataset import TeacherDataset, collect_teacher_dataset
@@ -25,7 +24,8 @@ from ptde.experiment.run_folder import STUDENT_FILE, save_student
 from ptde.experiment.trainer import quiet_lightning
 from ptde.learners import load_learner
 from ptde.learners.distillation import DistillationModule, evaluate_mse, make_loaders, split_dataset
-from ptde.loggers.run_logger import RunLogger, Stage2Curves
+from ptde.loggers.run_logger import RunLogger
+from ptde.nested import ConfigView
 from ptde.nn.global_info import StudentModule
 
 
@@ -70,12 +70,11 @@ def distill(
     data: TeacherDataset,
     z_dim: int,
     distill_cfg: dict[str, Any],
-    run_dir: Path,
     seed: int,
     progress: bool,
-    run_logger: RunLogger | None = None,
+    run_logger: RunLogger,
 ) -> tuple[StudentModule, dict[str, float]]:
-    """Fit the student to the teacher data (curves in distill/metrics.csv, and in wandb through
+    """Fit the student to the teacher data (curves in distill/metrics.csv and wandb, through
     `run_logger`); returns the best-validation student and its losses."""
     L.seed_everything(seed, workers=False, verbose=False)
     train_ds, val_ds = split_dataset(data, distill_cfg["val_fraction"], seed)
@@ -92,8 +91,7 @@ def distill(
         check_val_every_n_epoch=None,
         gradient_clip_val=distill_cfg["grad_norm_clip"],
         callbacks=[EarlyStopping("distill/val_mse", patience=distill_cfg["patience"], mode="min"), keep],
-        logger=[CSVLogger(save_dir=str(run_dir), name="distill", version="")]
-        + ([Stage2Curves(run_logger)] if run_logger is not None else []),
+        logger=run_logger.stage2_logger(),
         log_every_n_steps=50,
         enable_checkpointing=False,
         enable_progress_bar=progress,
@@ -128,11 +126,11 @@ def run_stage2(
     cfg: dict[str, Any],
     run_dir: Path,
     teacher: str | Path,
-    run_logger: RunLogger | None = None,
+    run_logger: RunLogger,
     learner: L.LightningModule | None = None,
 ) -> dict[str, Any]:
     """Teacher data (reused if the run folder has it), distillation, then the PRR evaluation; each
-    logged into the run's wandb run by `run_logger` (the same run as stage 1's for stage=all).
+    logged through `run_logger` (the same logger and wandb run as stage 1's for stage=all).
 
     `learner`: the teacher already loaded from `teacher` (`ptde.distill` reads it for its config), so
     the checkpoint is read once; the evaluation plays that teacher and the student in hand.
@@ -153,12 +151,9 @@ def run_stage2(
         data = collect_teacher_dataset(learner, env, dcfg["teacher_episodes"], dcfg["teacher_epsilon"], seed)
         env.close()
         data.save(data_path)
-    if run_logger is not None:
-        size = {"distill/rows": float(len(data)), "distill/teacher_episodes": float(dcfg["teacher_episodes"])}
-        run_logger.log_to_wandb(size)
-    student, stats = distill(
-        data, learner.global_info.z_dim, dcfg, run_dir, seed, cfg["trainer"]["progress_bar"], run_logger
-    )
+    size = {"distill/rows": float(len(data)), "distill/teacher_episodes": float(dcfg["teacher_episodes"])}
+    run_logger.log_to_wandb(size)
+    student, stats = distill(data, learner.global_info.z_dim, dcfg, seed, cfg["trainer"]["progress_bar"], run_logger)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     var_floor = float(cfg["variant"]["var_floor"])
     noise = execution_noise(dcfg["student_noise"], learner, var_floor)
@@ -167,8 +162,7 @@ def run_stage2(
     evals = compare_policies(
         cfg, learner, policy, learner.info.n_actions, cfg["trainer"]["test_episodes"], seed + 30_000
     )
-    if run_logger is not None:
-        run_logger.log_to_wandb({**evals, "env_steps": float(learner.counters.env_steps)})  # stats: the summary
+    run_logger.log_to_wandb({**evals, "env_steps": float(learner.counters.env_steps)})  # stats: the summary
     return {
         **stats,
         **evals,

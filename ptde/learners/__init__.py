@@ -3,7 +3,8 @@
 Every stage-1 learner is a LightningModule with the same small surface, so the env-interaction
 callback, the experiment stages (`ptde.experiment`) and evaluation never branch on the algorithm:
 
-- `counters` (RunCounters), `pending_metrics`, `pop_metrics()`, `from_checkpoint(path)`: shared
+- `counters` (RunCounters), `pending_metrics`, `pop_metrics()`, `from_checkpoint_dict(ckpt)` (through
+  `load_learner`): shared
   by subclassing `ptde.learners.base.StageOneLearner`;
 - `act(inputs, hidden[, state])` for rollouts (see `ptde.rollout.Actor`), `uses_state`, `info`,
   and optionally `select_actions(out, avail, epsilon, generator)` (default: ε-greedy on `out`);
@@ -23,18 +24,14 @@ from typing import Any
 
 import lightning as L
 
+from ptde import plugins
 from ptde.data.checkpoint import load_checkpoint
 from ptde.errors import ConfigError
 from ptde.registry import choose
 
-# `algo.learner` value -> LightningModule class (imported when chosen: the modules import each other)
-LEARNERS = {
-    "value_decomposition": "ptde.learners.value_decomposition:ValueDecompositionLearner",
-    "mappo": "ptde.learners.mappo:MAPPOLearner",
-    "ctds": "ptde.learners.ctds:CTDSLearner",
-    "copa": "ptde.learners.copa:COPALearner",
-    "csrl": "ptde.learners.csrl:CSRLLearner",
-}
+# `algo.learner` -> its LightningModule class (declared in ptde.plugins.LEARNERS; imported when chosen:
+# the modules import each other)
+LEARNERS = {name: plugin.learner for name, plugin in plugins.LEARNERS.items()}
 
 
 def require_no_variant(variant: dict[str, Any], algo: str) -> None:

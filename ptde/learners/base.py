@@ -8,15 +8,13 @@ algorithm (the env-interaction callback reads `counters` and `pending_metrics` o
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from ptde.data.checkpoint import load_checkpoint
 from ptde.envs.base import EnvInfo
-from ptde.nn.policy import DecentralizedQNetwork
+from ptde.nn.policy import DecentralizedAgentNetwork
 
 
 @dataclass
@@ -42,7 +40,7 @@ class StageOneLearner(L.LightningModule):
 
     def __init__(self, cfg: dict[str, Any], env_info: dict[str, Any]) -> None:
         """`cfg` is the run's resolved config as plain containers; it travels in checkpoints with
-        `env_info` (`save_hyperparameters`), which is all `from_checkpoint` needs to rebuild."""
+        `env_info` (`save_hyperparameters`), which is all `from_checkpoint_dict` needs to rebuild."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False  # each learner steps its own optimisers
@@ -53,7 +51,7 @@ class StageOneLearner(L.LightningModule):
 
     # ------------------------------------------------------------------ acting and PTDE stage 2
     # the `*_KD` actor: the acting network's agent body with the student in place of GIU/GIP
-    decentralized_class: type[DecentralizedQNetwork] = DecentralizedQNetwork
+    decentralized_class: type[DecentralizedAgentNetwork] = DecentralizedAgentNetwork
 
     @property
     def acting_net(self) -> torch.nn.Module:
@@ -110,11 +108,6 @@ class StageOneLearner(L.LightningModule):
         out = {k: sum(v) / len(v) for k, v in self.pending_metrics.items() if v}
         self.pending_metrics = {}
         return out
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> StageOneLearner:
-        """Rebuild from a run folder or .ckpt; the config stored in the checkpoint is all it needs."""
-        return cls.from_checkpoint_dict(load_checkpoint(path))
 
     @classmethod
     def from_checkpoint_dict(cls, ckpt: dict[str, Any]) -> StageOneLearner:

@@ -17,12 +17,12 @@ from ptde.envs.base import EnvInfo
 from ptde.learners import require_no_variant
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.csrl import build_csrl_network
-from ptde.nn.policy import MultiAgentQNetwork
+from ptde.nn.policy import AgentNetwork
 
 
 class CSRLLearner(ValueDecompositionLearner):
     @staticmethod
-    def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> MultiAgentQNetwork:
+    def build_q_net(algo: dict[str, Any], variant: dict[str, Any], info: EnvInfo) -> AgentNetwork:
         require_no_variant(variant, "csrl")
         return build_csrl_network(info, algo["rnn_hidden_dim"], algo["commander_dim"], algo["commander_hyper_hidden"])
 

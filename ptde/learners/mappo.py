@@ -2,7 +2,7 @@
 trains it on SMAC.
 
 On-policy actor-critic. The actor is the shared agent network of the Q-learners
-(`MultiAgentQNetwork`, agent id in the input), read as action logits, with on-policy's options:
+(`AgentNetwork`, agent id in the input), read as action logits, with on-policy's options:
 LayerNorm on its inputs, orthogonal init (policy head gain 0.01), and either the recurrent body
 (`rmappo`) or a feed-forward one over stacked frames (`mappo`). With GIU/GIP its z_i is
 concatenated to the actor's features (paper Figure 3b), so stage 2 distills it unchanged. The
@@ -52,7 +52,7 @@ from ptde.learners.returns import gae_advantages_steps
 from ptde.nn.agents import build_agent
 from ptde.nn.critics import CentralizedValueNetwork, ValueNorm
 from ptde.nn.global_info import build_global_info
-from ptde.nn.policy import DecentralizedQNetwork, MultiAgentQNetwork, sample_from_policy
+from ptde.nn.policy import AgentNetwork, DecentralizedAgentNetwork, sample_from_policy
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ def to_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.reshape(B * (T // length), length, *x.shape[2:])
 
 
-class DecentralizedActor(DecentralizedQNetwork):
+class DecentralizedActor(DecentralizedAgentNetwork):
     """`MAPPO_KD` execution: the actor's body with the student's μ'(o_i) as z_i; actions as the
     teacher draws them (sampled with probability ε, greedy at ε = 0)."""
 
@@ -134,7 +134,7 @@ class MAPPOLearner(StageOneLearner):
             algo["use_feature_normalization"],
             algo["gain"] if algo["use_orthogonal"] else None,
         )
-        self.actor = MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info, agent=agent)  # action logits
+        self.actor = AgentNetwork(info, algo["rnn_hidden_dim"], global_info, agent=agent)  # action logits
         self.critic = CentralizedValueNetwork(
             info.state_dim,
             info.n_agents,

@@ -32,28 +32,6 @@ def td_lambda_targets(
     return out
 
 
-def gae_advantages(
-    reward: torch.Tensor,
-    terminated: torch.Tensor,
-    mask: torch.Tensor,
-    values: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimates (Schulman et al. 2016) of padded whole episodes.
-
-    reward, terminated, mask [B, T]; values [B, T+1, ...] (any trailing dims, e.g. one value per
-    agent; index t+1 follows step t) -> advantages, returns [B, T, ...], returns = A + V.
-    δ_t = r_t + γ(1 - term_t)V_{t+1} - V_t and A_t = δ_t + γλ(1 - term_t)A_{t+1}, where A_{t+1} is 0
-    after an episode's last real step: a time-out bootstraps from the value of its final state, a
-    termination does not, and padding is never read.
-    """
-    next_mask = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)  # [B, T]
-    T = reward.shape[1]
-    ends = torch.maximum(1.0 - next_mask, terminated)
-    return gae_advantages_steps(reward, terminated, ends, values[:, :T], values[:, 1:], gamma, gae_lambda)
-
-
 def gae_advantages_steps(
     reward: torch.Tensor,
     terminated: torch.Tensor,

@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from ptde.data.buffer import BUFFER_DTYPES, EpisodeReplayBuffer
-from ptde.data.datamodule import ReplayDataModule
+from ptde.data.datamodule import ReplayDataModule, replay_batch_size
 from ptde.envs.base import EnvInfo
 from ptde.learners.base import RunCounters, StageOneLearner
 from ptde.learners.precision import resolve_precision, update_autocast
 from ptde.learners.returns import td_lambda_targets
 from ptde.nn.global_info import build_global_info
 from ptde.nn.mixers import build_mixer
-from ptde.nn.policy import MultiAgentQNetwork, build_agent_inputs, previous_actions_onehot
+from ptde.nn.policy import AgentNetwork, build_agent_inputs, previous_actions_onehot
 
 __all__ = ["RunCounters", "ValueDecompositionLearner"]
 
@@ -48,14 +48,14 @@ class ValueDecompositionLearner(StageOneLearner):
         `forward(inputs, state, hidden, valid=...)` returns (Q [B, T, n, A], hidden, extras).
         """
         global_info = build_global_info(variant, info, input_dim=info.obs_dim + info.n_actions + info.n_agents)
-        return MultiAgentQNetwork(info, algo["rnn_hidden_dim"], global_info)
+        return AgentNetwork(info, algo["rnn_hidden_dim"], global_info)
 
     @staticmethod
     def build_data(cfg: dict[str, Any], info: EnvInfo, seed: int) -> tuple[EpisodeReplayBuffer, ReplayDataModule]:
         """Off-policy: a FIFO replay of whole episodes, sampled uniformly each update."""
         algo = cfg["algo"]
         buffer = EpisodeReplayBuffer(algo["buffer_size"], info, BUFFER_DTYPES[str(algo["buffer_dtype"])])
-        return buffer, ReplayDataModule(buffer, cfg["algo"]["batch_size"], seed=seed)
+        return buffer, ReplayDataModule(buffer, replay_batch_size(cfg["algo"], cfg["trainer"]), seed=seed)
 
     @property
     def acting_net(self) -> torch.nn.Module:

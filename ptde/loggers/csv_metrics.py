@@ -1,4 +1,5 @@
-"""`metrics.csv`: every stage-1 metric against env steps, readable after a kill at any moment."""
+"""`metrics.csv` (every stage-1 metric against env steps) and `distill/metrics.csv` (stage 2's curves
+against distillation steps), readable after a kill at any moment."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
-from ptde.experiment.run_folder import atomic_write
+from ptde.files import atomic_write
 
 METRICS_FILE = "metrics.csv"
+DISTILL_METRICS_FILE = "distill/metrics.csv"
 
 
 class CSVMetricsLogger(Logger):
@@ -22,9 +24,11 @@ class CSVMetricsLogger(Logger):
     CSVLogger deletes an existing file when it starts, which would lose a resumed run's history.
     """
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None = None, file_name: str = METRICS_FILE) -> None:
+        """`resume_step`: keep the rows up to that env step of an existing file (a resumed stage 1);
+        None starts the file over (a fresh run, and stage 2, which a resumed run repeats whole)."""
         super().__init__()
-        self.path = Path(run_dir) / METRICS_FILE
+        self.path = Path(run_dir) / file_name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []

@@ -1,5 +1,7 @@
-"""The run's logger: one call logs a row to every configured logger against env steps; stage 2's
-curves go to the same wandb run against `distill/step`."""
+"""The run's logger, the one logging path of both stages: stage 1's rows go to metrics.csv and wandb
+against env steps (`log`); stage 2's distillation curves to distill/metrics.csv and the same wandb run
+against `distill/step` (`stage2_logger`, the distillation Trainer's only logger); stage 2's data size and
+evaluation to wandb (`log_to_wandb`) beside results.json."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from ptde.loggers.csv_metrics import CSVMetricsLogger
+from ptde.loggers.csv_metrics import DISTILL_METRICS_FILE, CSVMetricsLogger
 from ptde.loggers.wandb_run import resolve_wandb_mode, wandb_group, wandb_job_type, wandb_tags
 
 DISTILL_STEP = "distill/step"
@@ -17,8 +19,9 @@ DISTILL_STEP = "distill/step"
 class RunLogger:
     """Fans metrics out to the configured Lightning loggers, with env steps as the step."""
 
-    def __init__(self, loggers: list[Logger]) -> None:
+    def __init__(self, loggers: list[Logger], run_dir: Path) -> None:
         self.loggers = loggers
+        self.run_dir = Path(run_dir)
         self.wandb = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
         if self.wandb is not None:
             run = self.wandb.experiment  # starts (or resumes) the wandb run now
@@ -30,6 +33,11 @@ class RunLogger:
         for logger in self.loggers:
             logger.log_metrics(row, step=env_steps)
             logger.save()
+
+    def stage2_logger(self) -> Logger:
+        """The distillation Trainer's logger: its curves into distill/metrics.csv (started over: a
+        resumed run repeats stage 2 whole) and into this run's wandb run."""
+        return Stage2Curves(self, CSVMetricsLogger(self.run_dir, file_name=DISTILL_METRICS_FILE))
 
     def log_to_wandb(self, metrics: dict[str, Any]) -> None:
         """A stage-2 row (distillation curve point, teacher-data size, evaluation); its CSV side is
@@ -55,12 +63,13 @@ class RunLogger:
 
 
 class Stage2Curves(Logger):
-    """Lightning logger of the distillation Trainer that forwards its curves into the run's wandb run,
-    against distillation steps (`distill/step`)."""
+    """Lightning logger of the distillation Trainer: its curves into distill/metrics.csv (Lightning's
+    CSV layout: the metrics, `epoch` and `step`) and into the run's wandb run against `distill/step`."""
 
-    def __init__(self, run_logger: RunLogger) -> None:
+    def __init__(self, run_logger: RunLogger, csv: CSVMetricsLogger) -> None:
         super().__init__()
         self.run_logger = run_logger
+        self.csv = csv
 
     @property
     def name(self) -> str:
@@ -74,9 +83,16 @@ class Stage2Curves(Logger):
         pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.csv.log_metrics(metrics, step)
         row = {k: float(v) for k, v in metrics.items() if k.startswith("distill/")}
         if row:
             self.run_logger.log_to_wandb({**row, DISTILL_STEP: step})
+
+    def save(self) -> None:
+        self.csv.save()
+
+    def finalize(self, status: str) -> None:
+        self.csv.finalize(status)
 
 
 def build_run_logger(
@@ -108,4 +124,4 @@ def build_run_logger(
                 resume="allow" if wandb_run_id else None,
             )
         )
-    return RunLogger(loggers)
+    return RunLogger(loggers, run_dir)

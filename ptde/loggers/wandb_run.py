@@ -17,7 +17,7 @@ GROUP_IGNORES += ("trainer.accelerator", "trainer.save_buffer")
 def wandb_group(cfg: dict[str, Any]) -> str:
     """`qmix_gip_3m_<hash of the config without the seed>`: the seeds of one config, one group."""
     from ptde.config.resolved import run_label
-    from ptde.experiment.resume import flatten
+    from ptde.nested import flatten
 
     kept = {k: v for k, v in flatten(cfg).items() if not k.startswith(GROUP_IGNORES)}
     digest = hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -18,12 +18,12 @@ import torch
 
 from ptde.envs.base import EnvInfo
 from ptde.nn.global_info import GIPModule
-from ptde.nn.policy import MultiAgentQNetwork
+from ptde.nn.policy import AgentNetwork
 
 
 class CommanderModule(GIPModule):
     """c_i = ELU(sᵀW(o_i) + b(o_i)) for every agent; returned as a zero-variance distribution so
-    `MultiAgentQNetwork` uses it unchanged (z = μ + 0·ε = c_i)."""
+    `AgentNetwork` uses it unchanged (z = μ + 0·ε = c_i)."""
 
     def __init__(self, input_dim: int, state_dim: int, info_dim: int, hyper_hidden_dim: int) -> None:
         super().__init__(input_dim, state_dim, info_dim, hyper_hidden_dim, var_floor=0.0)
@@ -35,9 +35,7 @@ class CommanderModule(GIPModule):
         return c, torch.zeros_like(c)
 
 
-def build_csrl_network(info: EnvInfo, rnn_hidden_dim: int, info_dim: int, hyper_hidden_dim: int) -> MultiAgentQNetwork:
+def build_csrl_network(info: EnvInfo, rnn_hidden_dim: int, info_dim: int, hyper_hidden_dim: int) -> AgentNetwork:
     """Soldiers (the shared RNN agent) whose Q head reads the commander's c_i."""
     input_dim = info.obs_dim + info.n_actions + info.n_agents
-    return MultiAgentQNetwork(
-        info, rnn_hidden_dim, CommanderModule(input_dim, info.state_dim, info_dim, hyper_hidden_dim)
-    )
+    return AgentNetwork(info, rnn_hidden_dim, CommanderModule(input_dim, info.state_dim, info_dim, hyper_hidden_dim))

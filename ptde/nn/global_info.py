@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
+from ptde.plugins import VARIANTS
 from ptde.registry import choose
 
 
@@ -122,14 +123,18 @@ class StudentModule(nn.Module):
         return self.net(inputs)
 
 
-# `variant.name` -> builder(variant, info, input_dim) of its global-information module (none: no module)
-VARIANTS = {
-    "none": lambda variant, info, input_dim: None,
-    "giu": lambda variant, info, input_dim: GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"]),
-    "gip": lambda variant, info, input_dim: GIPModule(
-        input_dim, info.state_dim, variant["z_dim"], variant["hyper_hidden_dim"], variant["var_floor"]
-    ),
-}
+# `variant.name` (declared in ptde.plugins.VARIANTS) -> its builder(variant, info, input_dim)
+def no_global_info(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> None:
+    """variant=none: plain CTDE, the agents see their own observation history only."""
+    return None
+
+
+def giu_module(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module:
+    return GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"])
+
+
+def gip_module(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module:
+    return GIPModule(input_dim, info.state_dim, variant["z_dim"], variant["hyper_hidden_dim"], variant["var_floor"])
 
 
 def build_global_info(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module | None:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
+from ptde.plugins import MIXERS
 from ptde.registry import choose
 
 
@@ -129,19 +130,24 @@ class QPLEXMixer(nn.Module):
         return (v_tot + adv_tot).view(lead)
 
 
-# `algo.mixer` value -> builder(algo, info)
-MIXERS = {
-    "vdn": lambda algo, info: VDNMixer(),
-    "qmix": lambda algo, info: QMixer(info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"]),
-    "qplex": lambda algo, info: QPLEXMixer(
+# `algo.mixer` (declared in ptde.plugins.MIXERS) -> its builder(algo, info), sized from the env
+def vdn_mixer(algo: dict[str, Any], info: EnvInfo) -> nn.Module:
+    return VDNMixer()
+
+
+def qmix_mixer(algo: dict[str, Any], info: EnvInfo) -> nn.Module:
+    return QMixer(info.n_agents, info.state_dim, algo["mixing_embed_dim"], algo["hypernet_embed"])
+
+
+def qplex_mixer(algo: dict[str, Any], info: EnvInfo) -> nn.Module:
+    return QPLEXMixer(
         info.n_agents,
         info.n_actions,
         info.state_dim,
         algo["hypernet_embed"],
         algo["adv_hypernet_embed"],
         algo["num_kernel"],
-    ),
-}
+    )
 
 
 def build_mixer(algo: dict[str, Any], info: EnvInfo) -> nn.Module:

@@ -1,4 +1,5 @@
-"""The multi-agent Q network (PyMARL's "controller"): agent inputs -> per-agent Q values.
+"""The agents' network (PyMARL's "controller"): agent inputs -> one output per agent and action, read
+as Q values by the value-decomposition learners and as action logits by MAPPO's actor.
 
 Local agent input o_i = observation ⊕ last action one-hot ⊕ agent id one-hot. When the variant
 gives agents global information, a global-information module turns (o_i, s) into z_i, which the
@@ -71,8 +72,9 @@ def sample_from_policy(
     return torch.where(explore, sampled, greedy)
 
 
-class MultiAgentQNetwork(nn.Module):
-    """Shared RNN agent (+ optional global-information module) over all n agents."""
+class AgentNetwork(nn.Module):
+    """Shared RNN agent (+ optional global-information module) over all n agents; its outputs are Q
+    values or, for MAPPO's actor, action logits."""
 
     def __init__(
         self,
@@ -184,7 +186,7 @@ class MultiAgentQNetwork(nn.Module):
         return layout.scatter(q), None, extras
 
 
-class DecentralizedQNetwork(nn.Module):
+class DecentralizedAgentNetwork(nn.Module):
     """Execution after distillation (`*_KD`): the student's μ'(o_i) replaces the teacher's z_i.
 
     Its interface has no state argument at all: nothing global can reach the policy.

@@ -86,6 +86,20 @@ def report_spec(report: Any) -> str:
     return report._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1)
 
 
+def tables_markdown(out: Path) -> str:
+    """The local report's tables (`table_*.md` in `out`), as the wandb report's text block."""
+    return "\n\n".join(f"## {t.stem.removeprefix('table_')}\n\n{t.read_text()}" for t in sorted(out.glob("table_*.md")))
+
+
+def write_report_spec(records: list[RunRecord], out: Path, title: str, project: str = "ptde") -> Path:
+    """The wandb report of `records` as a spec in `out`, never uploaded: a campaign's committed report
+    carries it, so anyone who syncs the campaign's runs to a project can build the same report there."""
+    report = build_wandb_report(project, "", records, tables_markdown(out), title)
+    path = out / SPEC_FILE
+    path.write_text(report_spec(report) + "\n")
+    return path
+
+
 def wandb_report(
     project: str, entity: str | None, records: list[RunRecord], tables_markdown: str, title: str, out: Path
 ) -> str:

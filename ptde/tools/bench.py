@@ -40,7 +40,7 @@ from ptde.config.resolved import to_container
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv
-from ptde.experiment.run_folder import write_json_atomic
+from ptde.files import write_json_atomic
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes

@@ -1,4 +1,4 @@
-"""`python -m ptde.tools.campaign campaign=smax` (`make benchmark`): a benchmark campaign, resumably.
+"""`python -m ptde.tools.campaign campaign=smax` (`make campaign`): a benchmark campaign, resumably.
 
 A campaign (`conf/campaign/*.yaml`) is a grid of algos x envs x seeds at fixed budgets. Each run is
 one `ptde.train` process with its own `hydra.run.dir` under `work_dir`, so re-running the command
@@ -196,9 +196,17 @@ class Campaign:
         from ptde.report.build import build_report
 
         title = " / ".join(filter(None, (f"campaign {self.cfg['campaign']['name']}", group)))
-        index = build_report(self.runs_dir(group), self.out / group / "report", bootstrap_reps=2000, seed=0,
-                             title=title)  # fmt: skip
+        out = self.out / group / "report"
+        index = build_report(self.runs_dir(group), out, bootstrap_reps=2000, seed=0, title=title)
         print(f"[campaign] report: {index}", flush=True)
+        from ptde.report.runs import load_source
+        from ptde.report.wandb_report import write_report_spec
+
+        try:  # the same comparison as a wandb report, its spec beside the local report (never uploaded)
+            spec = write_report_spec(load_source(self.runs_dir(group), unique=False)[0], out, f"PTDE report: {title}")
+            print(f"[campaign] wandb report spec: {spec}", flush=True)
+        except RuntimeError as exc:  # wandb's report API not installed
+            print(f"[campaign] no wandb report spec: {exc}", flush=True)
 
     def stop(self, signum: int, _frame: Any) -> None:
         """SIGTERM/SIGINT: each training process checkpoints at its next update and exits (preempted)."""

@@ -18,9 +18,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from ptde.config import register_configs
-from ptde.config.resolved import ConfigView, to_container
+from ptde.config.resolved import to_container
 from ptde.envs import make_env
 from ptde.envs.smax import SMAXEnv
+from ptde.nested import ConfigView
 
 heuristic = sys.modules["jaxmarl.environments.smax.heuristic_enemy"]
 EPISODES, BATCH, SEED = 256, 64, 4242

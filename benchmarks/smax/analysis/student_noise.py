@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from ptde.config.resolved import ConfigView
 from ptde.envs import make_env
 from ptde.experiment.evaluation import load_decentralized
+from ptde.nested import ConfigView
 from ptde.rollout import test_policy
 
 dest = Path(sys.argv[1])

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from ptde.config.resolved import ConfigView
 from ptde.envs import make_env
 from ptde.learners import load_learner
+from ptde.nested import ConfigView
 from ptde.rollout import test_policy
 
 
