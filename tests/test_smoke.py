@@ -43,15 +43,15 @@ def test_the_smoke_switch_shrinks_stage_2_too():
     smoke_cfg = compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard", "trainer=smoke")
     smoke = budget(smoke_cfg)
     full = budget(compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard"))
-    assert smoke["max_env_steps"] <= 5000 and smoke["teacher_episodes"] <= 32 and smoke["distill_steps"] <= 400
+    assert smoke["max_env_steps"] <= 2000 and smoke["teacher_episodes"] <= 8 and smoke["distill_steps"] <= 200
     assert all(smoke[k] < full[k] for k in SMALL), (smoke, full)
     # the variant named on its own, or listed after the switch, changes nothing
     assert budget(compose_cfg("trainer=smoke", "algo=qmix", "variant=gip")) == smoke
     # and the command line still wins over the switch
     tuned = compose_cfg("algo=qmix_gip", "trainer=smoke", "variant.distill.max_steps=1000", "trainer.max_env_steps=7")
     assert budget(tuned) == {**smoke, "distill_steps": 1000, "max_env_steps": 7}
-    # an off-policy learner's first update waits for 16 episodes, not 128 (the football warm-up)
-    assert replay_batch_size(smoke_cfg["algo"], smoke_cfg["trainer"]) == 16
+    # an off-policy learner's first update waits for 8 episodes, not 128 (the football warm-up)
+    assert replay_batch_size(smoke_cfg["algo"], smoke_cfg["trainer"]) == 8
     full_cfg = compose_cfg("algo=qmix_gip", "env=grf/counterattack_hard")
     assert replay_batch_size(full_cfg["algo"], full_cfg["trainer"]) == full_cfg["algo"]["batch_size"] == 128
 
