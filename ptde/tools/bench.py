@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed-steps", type=int, default=200_000, help="env steps of each run of the speed part")
     parser.add_argument("--speed-base", default=None, help="commit the speed part compares with (default: before #29)")
     parser.add_argument("--speed-algos", nargs="+", default=["qmix", "qmix_gip"])
+    parser.add_argument(
+        "--speed-precisions", nargs="+", default=["32-true", "bf16-mixed"], help="this code's runs, one per precision"
+    )
     args = parser.parse_args(argv)
     parts = list(dict.fromkeys(args.parts + (["grf"] if args.grf and "throughput" in args.parts else [])))
     # names that would measure nothing fail here, before minutes of the other parts
@@ -309,7 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in parts:
         from ptde.tools.bench_speed import BASE, bench_speed
 
-        results["speed"] = bench_speed(args.speed_steps, args.speed_base or BASE, algos=tuple(args.speed_algos))
+        results["speed"] = bench_speed(
+            args.speed_steps,
+            args.speed_base or BASE,
+            algos=tuple(args.speed_algos),
+            precisions=tuple(args.speed_precisions),
+        )
         print(json.dumps(results["speed"], indent=1))
     problems = measured_nothing(results, parts)
     if problems:
