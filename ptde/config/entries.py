@@ -140,6 +140,7 @@ class CampaignConfig:
     out: str = MISSING  # repo folder of the committed artefacts: <out>/runs/<run>/, <out>/report/
     groups: list[CampaignGroup] = MISSING
     overrides: list[str] = field(default_factory=list)  # ptde.train overrides for every run
+    threshold: float = 0.8  # its report's sample efficiency: env steps to the first test score >= threshold
 
 
 @dataclass

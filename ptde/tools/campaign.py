@@ -197,7 +197,8 @@ class Campaign:
 
         title = " / ".join(filter(None, (f"campaign {self.cfg['campaign']['name']}", group)))
         out = self.out / group / "report"
-        index = build_report(self.runs_dir(group), out, bootstrap_reps=2000, seed=0, title=title)
+        threshold = self.cfg["campaign"]["threshold"]
+        index = build_report(self.runs_dir(group), out, bootstrap_reps=2000, seed=0, title=title, threshold=threshold)
         print(f"[campaign] report: {index}", flush=True)
         from ptde.report.runs import load_source
         from ptde.report.wandb_report import write_report_spec
