@@ -68,7 +68,7 @@ report: install
 	$(PY) -m ptde.report source=$(SOURCE) $(ARGS)
 
 clean:
-	rm -rf outputs/2* outputs/multirun bench/ .pytest_cache .ruff_cache
+	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # the evidence campaign (conf/campaign/*.yaml), resumable: finished runs are skipped, interrupted
