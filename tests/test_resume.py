@@ -426,3 +426,20 @@ def test_a_signal_anywhere_in_stage_2_stops_it_at_once_as_preempted():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler runs at the next bytecode; the sleep is never finished
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_run_made_before_a_config_key_existed_is_told_which_commit_resumes_it(tmp_path):
+    cfg = compose_cfg(*RUN)
+    old = json.loads(json.dumps(cfg))
+    del old["trainer"]["precision"]  # the run predates the key
+    run_dir = fake_run(tmp_path / "r", old)
+    results = json.loads((run_dir / "results.json").read_text())
+    (run_dir / "results.json").write_text(json.dumps({**results, "git_commit": "71c52bb" + "0" * 33}))
+    with pytest.raises(ConfigError) as err:
+        plan_resume(cfg, run_dir, [])
+    msg = str(err.value)
+    assert "trainer.precision: '<absent>' -> 'bf16-mixed'" in msg
+    assert "older ptde (commit 71c52bb00000" in msg and "git worktree add <dir> 71c52bb00000" in msg
+    # a key that is new at null changes nothing: no refusal, no hint
+    del old["trainer"]["max_batch_episodes"]
+    assert config_differences(old, cfg) == ["trainer.precision: '<absent>' -> 'bf16-mixed'"]

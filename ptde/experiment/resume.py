@@ -63,6 +63,18 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], may_chang
     return diffs
 
 
+def older_version_hint(diffs: list[str], previous: dict[str, Any]) -> str:
+    """A key the run's config does not have was added to ptde after the run started: say which commit
+    the run trained on, so it can be resumed with that code."""
+    commit = previous.get("git_commit")
+    if not commit or not any(": '<absent>' -> " in d for d in diffs):
+        return ""
+    return (
+        f". The run was started by an older ptde (commit {commit[:12]}, results.json git_commit) without "
+        f"the key(s) marked <absent>: resume it with that code, e.g. from `git worktree add <dir> {commit[:12]}`"
+    )
+
+
 def saved_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
@@ -181,13 +193,14 @@ def plan_resume(cfg: dict[str, Any], run_dir: Path, explicit_overrides: list[str
     if kind == "path":
         cfg = apply_overrides(saved, cfg, explicit_overrides)
     diffs = config_differences(saved, cfg)
+    previous = read_results(run_dir)
     if diffs:
         raise ConfigError(
             f"cannot resume {run_dir}: this command's config differs from the run's own in "
             + "; ".join(diffs)
             + f". Only {', '.join(RESUME_MAY_CHANGE[1:])} may change on resume; start a new run with resume=false"
+            + older_version_hint(diffs, previous)
         )
-    previous = read_results(run_dir)
     picked = _checked_checkpoint(run_dir, cfg["resume"] if kind == "path" else None)
     if picked is None:
         plan = ResumePlan(cfg, None, previous)
