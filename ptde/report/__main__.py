@@ -18,7 +18,7 @@ from ptde.config import register_configs, register_entry_configs
 from ptde.config.resolved import to_container
 from ptde.report.build import build_report
 from ptde.report.runs import dedupe, load_source, load_wandb_project
-from ptde.report.wandb_report import tables_markdown, wandb_report
+from ptde.report.wandb_report import wandb_report
 
 register_configs()
 register_entry_configs()
@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> None:
     print(f"report: {index}")
     if c["wandb_report"]:
         try:
-            print(wandb_report(c["project"], c["entity"], every, tables_markdown(out), f"PTDE report: {title}", out))
+            print(wandb_report(c["project"], c["entity"], every, f"PTDE report: {title}", out))
         except RuntimeError as exc:
             print(f"ptde.report: no wandb report, {exc}; the local report is in {out}", file=sys.stderr)
             sys.exit(2)

@@ -91,27 +91,24 @@ def tables_markdown(out: Path) -> str:
     return "\n\n".join(f"## {t.stem.removeprefix('table_')}\n\n{t.read_text()}" for t in sorted(out.glob("table_*.md")))
 
 
-def write_report_spec(records: list[RunRecord], out: Path, title: str, project: str = "ptde") -> Path:
+def write_report_spec(records: list[RunRecord], out: Path, title: str, project: str = "ptde", entity: str = "") -> Path:
     """The wandb report of `records` as a spec in `out`, never uploaded: a campaign's committed report
     carries it, so anyone who syncs the campaign's runs to a project can build the same report there."""
-    report = build_wandb_report(project, "", records, tables_markdown(out), title)
+    report = build_wandb_report(project, entity, records, tables_markdown(out), title)
     path = out / SPEC_FILE
     path.write_text(report_spec(report) + "\n")
     return path
 
 
-def wandb_report(
-    project: str, entity: str | None, records: list[RunRecord], tables_markdown: str, title: str, out: Path
-) -> str:
-    """Save the report when logged in (returns its URL), else write its spec into `out`; says which."""
+def wandb_report(project: str, entity: str | None, records: list[RunRecord], title: str, out: Path) -> str:
+    """Save the report when logged in (returns its URL), else write its spec into `out`; says which.
+    Its text block is the local report's tables in `out`."""
     if not wandb_logged_in():
-        report = build_wandb_report(project, entity or "", records, tables_markdown, title)
-        path = out / SPEC_FILE
-        path.write_text(report_spec(report) + "\n")
+        path = write_report_spec(records, out, title, project, entity or "")
         return f"wandb report not uploaded (offline: no API key); its spec is in {path}"
     import wandb
 
-    report = build_wandb_report(project, entity or wandb.Api().default_entity, records, tables_markdown, title)
+    report = build_wandb_report(project, entity or wandb.Api().default_entity, records, tables_markdown(out), title)
     (out / SPEC_FILE).write_text(report_spec(report) + "\n")
     report.save()
     return f"wandb report: {report.url}"

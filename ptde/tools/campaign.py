@@ -194,17 +194,17 @@ class Campaign:
         if not self.cfg["report"] or not self.runs_dir(group).is_dir():
             return
         from ptde.report.build import build_report
+        from ptde.report.runs import dedupe, load_source
+        from ptde.report.wandb_report import write_report_spec
 
         title = " / ".join(filter(None, (f"campaign {self.cfg['campaign']['name']}", group)))
         out = self.out / group / "report"
+        every = load_source(self.runs_dir(group), unique=False)  # read once: the tables and the wandb spec
         threshold = self.cfg["campaign"]["threshold"]
-        index = build_report(self.runs_dir(group), out, bootstrap_reps=2000, seed=0, title=title, threshold=threshold)
+        index = build_report(dedupe(*every), out, bootstrap_reps=2000, seed=0, title=title, threshold=threshold)
         print(f"[campaign] report: {index}", flush=True)
-        from ptde.report.runs import load_source
-        from ptde.report.wandb_report import write_report_spec
-
         try:  # the same comparison as a wandb report, its spec beside the local report (never uploaded)
-            spec = write_report_spec(load_source(self.runs_dir(group), unique=False)[0], out, f"PTDE report: {title}")
+            spec = write_report_spec(every[0], out, f"PTDE report: {title}")
             print(f"[campaign] wandb report spec: {spec}", flush=True)
         except RuntimeError as exc:  # wandb's report API not installed
             print(f"[campaign] no wandb report spec: {exc}", flush=True)
