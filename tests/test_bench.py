@@ -139,3 +139,21 @@ def test_rss_map_outside_replay_maps_is_refused_up_front(tmp_path: Path) -> None
     with pytest.raises(SystemExit) as exc:
         bench.main(["--parts", "replay", "--replay-maps", "3m", "--out", str(tmp_path / "r.json")])
     assert exc.value.code == 2
+
+
+def test_a_speed_run_of_some_algos_keeps_the_others_measured_in_the_same_setting():
+    from ptde.tools.bench_speed import merge_speed
+
+    setting = {"base_commit": "1d4bb03", "env": "smac/3s_vs_5z", "env_steps": 200000}
+    before = {
+        **setting,
+        "commit": "aaa",
+        "algos": {"qmix": {"ratio": 0.6, "commit": "aaa"}, "qmix_gip": {"ratio": 0.7}},
+    }
+    now = {**setting, "commit": "bbb", "algos": {"qmix_gip": {"ratio": 0.55, "commit": "bbb"}}}
+    merged = merge_speed(before, now)
+    assert merged["algos"] == {"qmix": {"ratio": 0.6, "commit": "aaa"}, "qmix_gip": {"ratio": 0.55, "commit": "bbb"}}
+    # another budget is another record: nothing carried over
+    other = {**now, "env_steps": 50000}
+    assert merge_speed(before, other)["algos"] == {"qmix_gip": {"ratio": 0.55, "commit": "bbb"}}
+    assert merge_speed(None, now) == now

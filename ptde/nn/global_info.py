@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
+from ptde.nn.hyper_product import hyper_product
 from ptde.plugins import VARIANTS
 from ptde.registry import choose
 
@@ -83,10 +84,9 @@ class GIPModule(nn.Module):
         # row j*z+k of the Linear's weight -> (j, k); laid out [S, H*z] (a copy of the small weight)
         # so that s·M comes out as [BT, H, z], the layout bmm reads without copying the large product
         m = self.hyper_w_out.weight.view(S, z, H).transpose(1, 2).reshape(S, H * z)
-        s_m = (s @ m).view(-1, H, z)  # [BT, H, z]: s contracted with M, once per timestep
-        s_c = s @ self.hyper_w_out.bias.view(S, z)  # [BT, z]
         n = inputs.shape[-2]
-        per_agent = torch.bmm(u.reshape(-1, n, H), s_m)  # [BT, n, z]
+        per_agent = hyper_product(u.reshape(-1, n, H), s, m, z)  # [BT, n, z]: (s·M) u_i, in chunks of steps
+        s_c = s @ self.hyper_w_out.bias.view(S, z)  # [BT, z]
         e = per_agent + s_c.unsqueeze(1) + self.hyper_b(inputs).reshape(-1, n, z)
         return F.elu(e).view(*lead, n, z)
 

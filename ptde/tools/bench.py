@@ -310,14 +310,16 @@ def main(argv: list[str] | None = None) -> None:
             results["checkpoint"] = {args.checkpoint_map: bench_checkpoint(args.checkpoint_map, folder=Path(tmp))}
         print(json.dumps(results["checkpoint"], indent=1))
     if "speed" in parts:
-        from ptde.tools.bench_speed import BASE, bench_speed
+        from ptde.tools.bench_speed import BASE, bench_speed, merge_speed
 
-        results["speed"] = bench_speed(
+        measured = bench_speed(
             args.speed_steps,
             args.speed_base or BASE,
             algos=tuple(args.speed_algos),
             precisions=tuple(args.speed_precisions),
         )
+        recorded = json.loads(Path(args.out).read_text()).get("speed") if Path(args.out).is_file() else None
+        results["speed"] = merge_speed(recorded, measured)
         print(json.dumps(results["speed"], indent=1))
     problems = measured_nothing(results, parts)
     if problems:

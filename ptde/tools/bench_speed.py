@@ -32,6 +32,23 @@ def run_overrides(algo: str, env: str, steps: int) -> list[str]:
     ]
 
 
+def code_commit() -> str:
+    """The commit the new runs measure (`+dirty` when the checkout has uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def merge_speed(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A speed record that keeps the algos not measured this time when the setting is the same
+    (base commit, env, budget): `--speed-algos qmix_gip` after a change to GIP alone updates that
+    algo's cell and leaves QMIX's, each cell naming the commit it measured."""
+    same = previous is not None and all(previous.get(k) == new[k] for k in ("base_commit", "env", "env_steps"))
+    if not same:
+        return new
+    return {**new, "algos": previous.get("algos", {}) | new["algos"]}
+
+
 def bench_speed(
     steps: int,
     base: str = BASE,
@@ -40,7 +57,14 @@ def bench_speed(
     precisions: tuple[str, ...] = ("32-true", "bf16-mixed"),
 ) -> dict[str, Any]:
     """Per algo: the old commit's run and this code's run under each precision, with their ratios."""
-    out: dict[str, Any] = {"base_commit": base, "env": env, "env_steps": steps, "threads": 1, "algos": {}}
+    out: dict[str, Any] = {
+        "base_commit": base,
+        "commit": code_commit(),
+        "env": env,
+        "env_steps": steps,
+        "threads": 1,
+        "algos": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "base"
         subprocess.run(
@@ -56,6 +80,7 @@ def bench_speed(
                     cell[f"train_ratio_{precision}"] = round(
                         cell[precision]["train_wall_s"] / cell["old"]["train_wall_s"], 3
                     )
+                cell["commit"] = out["commit"]
                 out["algos"][algo] = cell
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
