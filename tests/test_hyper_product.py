@@ -9,7 +9,7 @@ from ptde.nn.hyper_product import hyper_product
 
 def two_products(u: torch.Tensor, s: torch.Tensor, m: torch.Tensor, z: int) -> torch.Tensor:
     P, _, H = u.shape
-    return torch.bmm(u, (s @ m).view(P, H, z))
+    return torch.bmm(u, (s @ m).view(P, z, H).transpose(1, 2))
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 50])

@@ -81,9 +81,8 @@ class GIPModule(nn.Module):
         lead = state.shape[:-1]
         u = torch.relu(self.hyper_w_in(inputs))  # [B, T, n, H]
         s = state.reshape(-1, S)  # [BT, S]
-        # row j*z+k of the Linear's weight -> (j, k); laid out [S, H*z] (a copy of the small weight)
-        # so that s·M comes out as [BT, H, z], the layout bmm reads without copying the large product
-        m = self.hyper_w_out.weight.view(S, z, H).transpose(1, 2).reshape(S, H * z)
+        # row j*z+k of the Linear's weight [S*z, H] -> (j, k): the weight viewed as [S, z*H], no copy
+        m = self.hyper_w_out.weight.view(S, z * H)
         n = inputs.shape[-2]
         per_agent = hyper_product(u.reshape(-1, n, H), s, m, z)  # [BT, n, z]: (s·M) u_i, in chunks of steps
         s_c = s @ self.hyper_w_out.bias.view(S, z)  # [BT, z]

@@ -1,13 +1,15 @@
 """GIP's state-contracted hypernetwork product, computed in cache-sized chunks of timesteps.
 
-e_pre[p, i] = u[p, i]ᵀ (Σ_j s[p, j] M_j): the state of episode-step p is contracted with the
-hyper weights M once (s·M, [H, z] per step) and then with each of its n agents' hidden vectors u.
-Why a hand-written function and not `(s @ m).view(P, H, z)` then `bmm`: s·M of a whole update is
-a [P, H·z] tensor (3s_vs_5z, 128 episodes: 9k steps x 4096, 74 MB in bf16) that is written once and
+e_pre[p, i] = (Σ_j s[p, j] M_j) u[p, i]: the state of episode-step p is contracted with the hyper
+weights M once (s·M, [z, H] per step) and then with each of its n agents' hidden vectors u.
+Why a hand-written function and not `(s @ m).view(P, z, H)` then `bmm`: s·M of a whole update is
+a [P, z·H] tensor (3s_vs_5z, 128 episodes: 9k steps x 4096, 74 MB in bf16) that is written once and
 read back by the bmm, and autograd keeps it for the backward and writes its gradient, as large, too.
 Computed a few hundred steps at a time, every chunk of s·M stays in the core's cache between its
 product and its use, and the backward recomputes it instead of keeping it (measured on this machine:
-the forward's two products 80 ms -> 20 ms in bf16; `make bench` has the update).
+forward and backward of 9k steps 170 ms -> 80 ms in bf16, 500 -> 405 ms in float32). M is the
+hypernetwork Linear's own weight seen as [S, z·H] (a view, no copy), and its gradient comes out
+in that layout.
 
 The maths is the same as the two-product form; only the order of the sums differs (the weight
 gradient is summed chunk by chunk, in float32 or the weight's dtype if wider).
@@ -17,26 +19,30 @@ from __future__ import annotations
 
 import torch
 
-# steps per chunk: s·M of one chunk is CHUNK x H x z elements (64 x 64 in the paper's GIP: 2 MB in
+# steps per chunk: s·M of one chunk is CHUNK x z x H elements (64 x 64 in the paper's GIP: 2 MB in
 # bf16, about this CPU's L2); forward + backward of 9k steps measured best at 256 among 128-768
 CHUNK_STEPS = 256
 
 
+def _forward(u: torch.Tensor, s: torch.Tensor, m: torch.Tensor, z: int, chunk: int) -> torch.Tensor:
+    """u [P, n, H], s [P, S], m [S, z*H], all in one dtype -> [P, n, z]."""
+    P, n, H = u.shape
+    out = u.new_empty(P, n, z)
+    for a in range(0, P, chunk):
+        b = min(a + chunk, P)
+        s_m = (s[a:b] @ m).view(b - a, z, H)  # [C, z, H]
+        torch.bmm(u[a:b], s_m.transpose(1, 2), out=out[a:b])  # [C, n, z]
+    return out
+
+
 class _HyperProduct(torch.autograd.Function):
-    """u [P, n, H], s [P, S], m [S, H*z] -> [P, n, z] in u's dtype."""
+    """u [P, n, H], s [P, S], m [S, z*H] -> [P, n, z] in u's dtype."""
 
     @staticmethod
     def forward(ctx, u, s, m, z: int, chunk: int):  # noqa: ANN001, ANN205
-        P, n, H = u.shape
-        dtype = u.dtype
-        s_c, m_c = s.to(dtype), m.to(dtype)
-        out = u.new_empty(P, n, z)
-        for a in range(0, P, chunk):
-            b = min(a + chunk, P)
-            torch.bmm(u[a:b], (s_c[a:b] @ m_c).view(b - a, H, z), out=out[a:b])  # [C, n, z]
         ctx.save_for_backward(u, s, m)
         ctx.z, ctx.chunk = z, chunk
-        return out
+        return _forward(u, s.to(u.dtype), m.to(u.dtype), z, chunk)
 
     @staticmethod
     def backward(ctx, d_out):  # noqa: ANN001, ANN205
@@ -55,12 +61,12 @@ class _HyperProduct(torch.autograd.Function):
             b = min(a + chunk, P)
             g = d_out[a:b]  # [C, n, z]
             if need_u:
-                s_m = (s_c[a:b] @ m_c).view(b - a, H, z)  # recomputed, not kept from the forward
-                torch.bmm(g, s_m.transpose(1, 2), out=d_u[a:b])  # [C, n, H]
+                s_m = (s_c[a:b] @ m_c).view(b - a, z, H)  # recomputed, not kept from the forward
+                torch.bmm(g, s_m, out=d_u[a:b])  # [C, n, H]
             if need_s or need_m:
-                d_sm = torch.bmm(u[a:b].transpose(1, 2), g).view(b - a, H * z)  # [C, H*z]
+                d_sm = torch.bmm(g.transpose(1, 2), u[a:b]).view(b - a, z * H)  # [C, z*H]
                 if need_m:
-                    d_m += s_c[a:b].t() @ d_sm  # [S, H*z], summed in float32
+                    d_m += s_c[a:b].t() @ d_sm  # [S, z*H], summed in float32
                 if need_s:
                     torch.mm(d_sm, m_c.t(), out=d_s[a:b])  # [C, S]
         return (
@@ -73,8 +79,10 @@ class _HyperProduct(torch.autograd.Function):
 
 
 def hyper_product(u: torch.Tensor, s: torch.Tensor, m: torch.Tensor, z: int, chunk: int = CHUNK_STEPS) -> torch.Tensor:
-    """u [P, n, H] (each agent's hyper hidden vector), s [P, S] (the step's state), m [S, H*z] (the
-    hyper weights, column h*z + k for hidden unit h and output k) -> [P, n, z] in u's dtype (bf16
-    under bf16-mixed: s and m are cast to it)."""
+    """u [P, n, H] (each agent's hyper hidden vector), s [P, S] (the step's state), m [S, z*H] (the
+    hyper weights, column k*H + h for output k and hidden unit h: a Linear(H, S*z)'s weight viewed
+    as [S, z*H]) -> [P, n, z] in u's dtype (bf16 under bf16-mixed: s and m are cast to it)."""
     with torch.autocast(device_type=u.device.type, enabled=False):
+        if not torch.is_grad_enabled():  # acting and targets: no graph to keep
+            return _forward(u, s.to(u.dtype), m.to(u.dtype), z, chunk)
         return _HyperProduct.apply(u, s, m, z, chunk)
