@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ptde.envs.base import EnvInfo
@@ -20,19 +19,23 @@ from ptde.nn.ragged_gru import RaggedLayout
 
 
 def build_agent_inputs(obs: torch.Tensor, last_actions_onehot: torch.Tensor) -> torch.Tensor:
-    """obs [..., n, o], last_actions_onehot [..., n, A] -> o_i [..., n, o + A + n]."""
-    n = obs.shape[-2]
-    ids = torch.eye(n, dtype=obs.dtype, device=obs.device).expand(*obs.shape[:-1], n)
-    return torch.cat([obs, last_actions_onehot.to(obs.dtype), ids], dim=-1)
+    """obs [..., n, o], last_actions_onehot [..., n, A] -> o_i [..., n, o + A + n].
+
+    Written part by part into one tensor (an update's batch is tens of MB: one pass, not a cat's)."""
+    n, o, A = obs.shape[-2], obs.shape[-1], last_actions_onehot.shape[-1]
+    out = obs.new_empty(*obs.shape[:-1], o + A + n)
+    out[..., :o] = obs
+    out[..., o : o + A] = last_actions_onehot
+    out[..., o + A :] = torch.eye(n, dtype=obs.dtype, device=obs.device)
+    return out
 
 
 def previous_actions_onehot(actions: torch.Tensor, n_actions: int, steps: int) -> torch.Tensor:
-    """actions [B, T, n] -> last-action one-hots [B, steps, n, A] (zeros at t = 0)."""
+    """actions [B, T, n] -> last-action one-hots [B, steps, n, A] float (zeros at t = 0)."""
     B, T, n = actions.shape
-    onehot = F.one_hot(actions, n_actions).float()  # [B, T, n, A]
     out = torch.zeros(B, steps, n, n_actions, device=actions.device)
     k = min(steps - 1, T)
-    out[:, 1 : k + 1] = onehot[:, :k]
+    out[:, 1 : k + 1].scatter_(-1, actions[:, :k].unsqueeze(-1), 1.0)
     return out
 
 
