@@ -5,6 +5,9 @@ budget, one thread, defaults otherwise, run on this checkout and on a `git workt
 (the commit before the speed work) in the same bench run, old and new interleaved so that load
 from elsewhere falls on both alike. Every run is sampled by py-spy (`ptde.tools.profile_run`), so
 the same runs give the wall times and the share of each phase (update, collection, tests, ...).
+Each run's CPU seconds are recorded beside its wall time: on a machine shared with other jobs the
+old and the new run meet different loads, which moves their wall times (the same old run took 286 s
+and 365 s in two bench runs) far more than their CPU times.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def bench_speed(
                     cell[f"train_ratio_{precision}"] = round(
                         cell[precision]["train_wall_s"] / cell["old"]["train_wall_s"], 3
                     )
+                    cell[f"cpu_ratio_{precision}"] = round(cell[precision]["cpu_s"] / cell["old"]["cpu_s"], 3)
                 cell["commit"] = out["commit"]
                 out["algos"][algo] = cell
         finally:

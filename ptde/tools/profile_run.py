@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -95,13 +96,19 @@ def profile(overrides: list[str], cwd: Path, rate: int = 50, out: Path | None = 
         cmd = [py_spy, "record", "--idle", "-r", str(rate), "-f", "raw", "-o", str(raw), "--"]
         cmd += [sys.executable, "-m", "ptde.train", *overrides, f"hydra.run.dir={tmp}/run"]
         t = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall = time.perf_counter() - t
+        # CPU seconds of the run and its threads (JAX's included) plus py-spy's sampling (~1%): on a
+        # machine shared with other jobs the wall time also counts the waits for a core, this does not
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if out is not None:
             shutil.copy(raw, out)
         results = json.loads((Path(tmp) / "run" / "results.json").read_text())
         return breakdown(raw) | {
             "wall_s": round(wall, 1),  # the process: start-up, JIT compiles and stage 1
+            "cpu_s": round(cpu, 1),
             # stage 1's training loop alone (an older checkout's results.json has it as wall_time_s)
             "train_wall_s": round(float(results.get("stage1_wall_time_s", results["wall_time_s"])), 1),
             "env_steps": float(results["env_steps"]),
