@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -93,16 +93,23 @@ def profile(overrides: list[str], cwd: Path, rate: int = 50, out: Path | None = 
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.txt"
-        cmd = [py_spy, "record", "--idle", "-r", str(rate), "-f", "raw", "-o", str(raw), "--"]
-        cmd += [sys.executable, "-m", "ptde.train", *overrides, f"hydra.run.dir={tmp}/run"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         t = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "ptde.train", *overrides, f"hydra.run.dir={tmp}/run"], cwd=cwd, **quiet
+        )
+        spy = [py_spy, "record", "--idle", "-r", str(rate), "-f", "raw", "-o", str(raw), "--pid", str(run.pid)]
+        sampler = subprocess.Popen(spy, **quiet)
+        # reaped here, not by Popen, to read the run's own resource usage: its CPU seconds (all its
+        # threads, JAX's included). On a machine shared with other jobs the wall time also counts the
+        # waits for a core, which differ between two runs made one after the other; CPU time does not
+        _, status, usage = os.wait4(run.pid, 0)
+        run.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t
-        # CPU seconds of the run and its threads (JAX's included) plus py-spy's sampling (~1%): on a
-        # machine shared with other jobs the wall time also counts the waits for a core, this does not
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        sampler.wait()
+        if run.returncode != 0:
+            raise subprocess.CalledProcessError(run.returncode, run.args)
+        cpu = usage.ru_utime + usage.ru_stime
         if out is not None:
             shutil.copy(raw, out)
         results = json.loads((Path(tmp) / "run" / "results.json").read_text())
