@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ptde"
 # the lower layers, and what they must never import (the layers above them)
 LOWER = ("ptde.envs", "ptde.data", "ptde.loggers", "ptde.nn", "ptde.rollout", "ptde.learners")
 UPPER = ("ptde.experiment", "ptde.callbacks", "ptde.tools", "ptde.report", "ptde.train", "ptde.distill")
-GROUND = ("ptde.errors", "ptde.registry", "ptde.plugins", "ptde.files", "ptde.nested")
+GROUND = ("ptde.errors", "ptde.registry", "ptde.plugins", "ptde.files", "ptde.nested", "ptde.process_memory")
 
 
 def module_name(path: Path) -> str:

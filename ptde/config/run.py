@@ -75,6 +75,10 @@ class TrainerConfig:
     # same learning at ~0.6 of the stage-1 time); a CPU without native bf16 runs 32-true (one log line).
     precision: str = "bf16-mixed"
     torch_threads: int = 0  # 0 keeps torch's default
+    # true: glibc's malloc keeps what the process frees for its next allocations instead of handing it
+    # back to the kernel (ptde/process_memory.py: -12% CPU time of a QMIX run, the process keeps its
+    # peak memory); how a run runs, not what it learns, so a resume may change it
+    keep_freed_memory: bool = True
     # true: the checkpoints keep the replay buffer, so a resumed off-policy run continues exactly as
     # the uninterrupted run (bit for bit on CPU). Kept beside them in checkpoints/replay/, each episode
     # written once: a checkpoint adds the episodes inserted since the previous one (ptde.data.replay_store).

@@ -37,6 +37,7 @@ RESUME_MAY_CHANGE = (
     "trainer.max_env_steps",
     "trainer.progress_bar",
     "trainer.torch_threads",
+    "trainer.keep_freed_memory",
     "trainer.accelerator",
     "trainer.save_buffer",
     "logger.mode",

@@ -10,7 +10,16 @@ import os
 from typing import Any
 
 # keys that say how (or from where) a run runs, not what it learns: left out of its wandb group
-GROUP_IGNORES = ("seed", "stage", "teacher", "resume", "logger.", "trainer.progress_bar", "trainer.torch_threads")
+GROUP_IGNORES = (
+    "seed",
+    "stage",
+    "teacher",
+    "resume",
+    "logger.",
+    "trainer.progress_bar",
+    "trainer.torch_threads",
+    "trainer.keep_freed_memory",
+)
 GROUP_IGNORES += ("trainer.accelerator", "trainer.save_buffer")
 
 
