@@ -45,6 +45,7 @@ from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.rollout import run_episodes
 from ptde.rollout.steps import collect_steps
+from ptde.tools.bench_speed import merge_speed
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
 PARTS = ["throughput", "collection", "replay"]  # the parts run by default
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             results["checkpoint"] = {args.checkpoint_map: bench_checkpoint(args.checkpoint_map, folder=Path(tmp))}
         print(json.dumps(results["checkpoint"], indent=1))
     if "speed" in parts:
-        from ptde.tools.bench_speed import BASE, bench_speed, merge_speed
+        from ptde.tools.bench_speed import BASE, bench_speed
 
         measured = bench_speed(
             args.speed_steps,
@@ -318,9 +319,8 @@ def main(argv: list[str] | None = None) -> None:
             algos=tuple(args.speed_algos),
             precisions=tuple(args.speed_precisions),
         )
-        recorded = json.loads(Path(args.out).read_text()).get("speed") if Path(args.out).is_file() else None
-        results["speed"] = merge_speed(recorded, measured)
-        print(json.dumps(results["speed"], indent=1))
+        results["speed"] = measured
+        print(json.dumps(measured, indent=1))
     problems = measured_nothing(results, parts)
     if problems:
         sys.exit(f"bench: {args.out} not written; " + "; ".join(problems))
@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     # the record keeps the sections of parts not run this time (a `--parts speed` run adds to it)
     previous = json.loads(out.read_text()) if out.is_file() else {}
+    if "speed" in results:  # the algos not measured this time keep their cells
+        results["speed"] = merge_speed(previous.get("speed"), results["speed"])
     write_json_atomic(out, previous | results)  # strict JSON: an undefined figure is null
     print(f"wrote {out}")
 
