@@ -4,6 +4,10 @@ mixer on the loss's positions compute the same function as the padded forms they
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import compose_cfg, learner_and_real_batch, run_module
@@ -11,10 +15,19 @@ from conftest import compose_cfg, learner_and_real_batch, run_module
 from ptde.errors import ConfigError
 from ptde.learners.precision import cpu_has_bf16, resolve_precision
 from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
-from ptde.nn.ragged_gru import RaggedLayout, ragged_gru
+from ptde.nn.ragged_gru import RaggedLayout, ragged_gru, use_fused_kernel
 
 
-def test_ragged_gru_is_the_gru_on_each_sequence() -> None:
+@pytest.fixture(params=["python", "fused"])
+def gru_kernel(request):
+    """Each test of the GRU's maths once with the Python time loop, once with the C++ one."""
+    fused = request.param == "fused"
+    assert use_fused_kernel(fused) == fused, "the C++ kernel did not build (g++ and torch's headers are needed)"
+    yield request.param
+    use_fused_kernel(False)
+
+
+def test_ragged_gru_is_the_gru_on_each_sequence(gru_kernel) -> None:
     torch.manual_seed(0)
     gru = torch.nn.GRU(8, 6, batch_first=True).double()
     lengths = torch.tensor([7, 3, 5, 1, 7])
@@ -27,7 +40,7 @@ def test_ragged_gru_is_the_gru_on_each_sequence() -> None:
         assert (h[i, n:] == 0).all()
 
 
-def test_ragged_gru_gradients_are_exact() -> None:
+def test_ragged_gru_gradients_are_exact(gru_kernel) -> None:
     torch.manual_seed(1)
     gru = torch.nn.GRU(4, 3, batch_first=True).double()
     lengths = torch.tensor([2, 5, 5, 3])
@@ -35,6 +48,50 @@ def test_ragged_gru_gradients_are_exact() -> None:
     x = layout.gather(torch.randn(4, 5, 2, 4, dtype=torch.double)).requires_grad_()
     params = (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
     assert torch.autograd.gradcheck(lambda x, *_: ragged_gru(gru, x, layout.counts), (x, *params))
+
+
+@pytest.mark.parametrize("dtype", ["32-true", "bf16-mixed"])
+def test_fused_gru_kernel_agrees_with_the_python_loop(dtype: str) -> None:
+    """An update-sized batch (128 episodes of 30-110 steps, 3 agents, H=64): the C++ loop's states
+    and gradients equal the Python loop's to float rounding (float32), and to bf16 rounding under
+    autocast, where the C++ gates are the more exact (float between bf16 loads and stores)."""
+    if dtype == "bf16-mixed" and not cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16")
+    g = torch.Generator().manual_seed(0)
+    layout = RaggedLayout.of(torch.randint(30, 111, (128,), generator=g), 110, 3)
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(64, 64)
+    x = torch.randn(sum(layout.counts), 64, generator=g)
+    weights = torch.linspace(-1, 1, 64)
+    results = []
+    for fused in (False, True):
+        use_fused_kernel(fused)
+        xx = x.clone().requires_grad_()
+        gru.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16-mixed"):
+            h = ragged_gru(gru, xx, layout.counts)
+        (h.float() * weights).sum().backward()
+        results.append([h.float(), xx.grad, *(p.grad.clone() for p in gru.parameters())])
+    use_fused_kernel(False)
+    tol = 1e-5 if dtype == "32-true" else 2e-2
+    for a, b in zip(*results, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+        assert ((a - b).norm() / a.norm()).item() < tol
+
+
+def test_without_a_compiler_the_python_loop_runs(tmp_path) -> None:
+    """No C++ compiler (and nothing cached): `use_fused_kernel(True)` says False and the GRU runs."""
+    code = (
+        "import torch; from ptde.nn.ragged_gru import use_fused_kernel, ragged_gru\n"
+        "assert use_fused_kernel(True) is False\n"
+        "print(ragged_gru(torch.nn.GRU(3, 2), torch.randn(4, 3), [2, 1, 1]).shape)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CXX": "no-such-compiler"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torch.Size([4, 2])" in proc.stdout
+    assert "no C++ compiler (no-such-compiler)" in proc.stderr
+    assert not list(tmp_path.rglob("*.so"))
 
 
 @pytest.mark.parametrize("algo", ["qmix", "qmix_gip", "qmix_giu"])

@@ -79,6 +79,11 @@ class TrainerConfig:
     # back to the kernel (ptde/process_memory.py: -12% CPU time of a QMIX run, the process keeps its
     # peak memory); how a run runs, not what it learns, so a resume may change it
     keep_freed_memory: bool = True
+    # true: the agents' GRU runs its update-time loop in C++ (ptde/nn/csrc/ragged_gru.cpp, compiled with
+    # g++ at first use and cached; about half the time of the Python loop under bf16); without a
+    # compiler, the Python loop (one log line). The two agree to float rounding, not bit for bit, so a
+    # resume keeps the run's setting. false: the Python loop (ptde/nn/ragged_gru.py).
+    fused_gru: bool = True
     # true: the checkpoints keep the replay buffer, so a resumed off-policy run continues exactly as
     # the uninterrupted run (bit for bit on CPU). Kept beside them in checkpoints/replay/, each episode
     # written once: a checkpoint adds the episodes inserted since the previous one (ptde.data.replay_store).

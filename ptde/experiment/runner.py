@@ -21,6 +21,7 @@ from ptde.experiment.run_folder import source_version, update_results, write_con
 from ptde.experiment.stage1 import open_run_logger, train_stage1
 from ptde.experiment.stage2 import refuse_plain_teacher, run_stage2
 from ptde.loggers.run_logger import RunLogger
+from ptde.nn.ragged_gru import use_fused_kernel
 from ptde.process_memory import keep_freed_memory
 
 STAGE2_STOP = "stopped by SIGTERM during stage 2 (stage 2 runs again from the stage-1 checkpoint on resume)"
@@ -51,6 +52,7 @@ def run(
         torch.set_num_threads(cfg["trainer"]["torch_threads"])
     if cfg["trainer"].get("keep_freed_memory", False):
         keep_freed_memory()
+    use_fused_kernel(cfg["trainer"].get("fused_gru", False))
     done = open_run_folder(cfg, run_dir, plan, stage)
     stage1 = stage in ("1", "all") and "1" not in done
     stage2 = (stage == "2" or (stage == "all" and distills)) and "2" not in done

@@ -19,6 +19,7 @@ GROUP_IGNORES = (
     "trainer.progress_bar",
     "trainer.torch_threads",
     "trainer.keep_freed_memory",
+    "trainer.fused_gru",
 )
 GROUP_IGNORES += ("trainer.accelerator", "trainer.save_buffer")
 

@@ -11,6 +11,12 @@ is written by hand (one matrix product per step, the weight gradient as one prod
 The maths is PyTorch's GRU (gate order r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
 h' = (1 - z) * n + z * h), on the weights of an `nn.GRU`, so a module keeps its parameters and
 checkpoints and can switch between this and `nn.GRU` freely.
+
+The time loop runs in C++ (csrc/ragged_gru.cpp, each step one matrix product and one fused pass of
+gate arithmetic, about half the time of this module's Python loop under bf16) when the process has
+turned it on with `use_fused_kernel(True)` (`trainer.fused_gru`) and it builds; else in Python.
+The two agree to float rounding, not bit for bit: the C++ gates run in float between bf16 loads and
+stores where the Python loop rounds each op's result to bf16.
 """
 
 from __future__ import annotations
@@ -19,6 +25,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ptde.nn.cpp_kernels import load_kernel
+
+_FUSED = {"on": False}
+
+
+def use_fused_kernel(enabled: bool) -> bool:
+    """Turn the C++ time loop on or off for this process; True when it is on (it built and loaded)."""
+    _FUSED["on"] = bool(enabled) and load_kernel("ragged_gru")
+    return _FUSED["on"]
 
 
 class _RaggedGRUFunction(torch.autograd.Function):
@@ -94,6 +110,30 @@ class _RaggedGRUFunction(torch.autograd.Function):
         return d_pre, dh.to(ctx.h0_dtype), d_w.to(w_param.dtype), d_b.to(ctx.b_dtype), None, None
 
 
+class _FusedRaggedGRUFunction(torch.autograd.Function):
+    """`_RaggedGRUFunction`'s maths with the time loop in C++ (torch.ops.ptde_ragged_gru): rows
+    [R, 3H] of input projections -> hidden states [R, H]."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, counts: list[int], save: bool):  # noqa: ANN001, ANN205
+        dtypes = (h0.dtype, w_hh.dtype, b_hh.dtype)
+        h0, w_hh, b_hh = h0.to(xp.dtype), w_hh.to(xp.dtype), b_hh.to(xp.dtype)  # bf16 under autocast
+        out, gates, gh_n = torch.ops.ptde_ragged_gru.forward(xp.contiguous(), h0.contiguous(), w_hh, b_hh, counts, save)
+        if save:
+            ctx.save_for_backward(h0, w_hh, out, gates, gh_n)
+            ctx.counts, ctx.dtypes = counts, dtypes
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):  # noqa: ANN001, ANN205
+        h0, w_hh, out, gates, gh_n = ctx.saved_tensors
+        d_xp, d_h0, d_w, d_b = torch.ops.ptde_ragged_gru.backward(
+            d_out.to(out.dtype), h0, w_hh, out, gates, gh_n, ctx.counts
+        )
+        h0_dtype, w_dtype, b_dtype = ctx.dtypes
+        return d_xp, d_h0.to(h0_dtype), d_w.to(w_dtype), d_b.to(b_dtype), None, None
+
+
 @dataclass(frozen=True)
 class RaggedLayout:
     """Where the real rows of a padded batch [B, T, n, ...] go when only they are computed.
@@ -147,5 +187,7 @@ def ragged_gru(gru: nn.GRU, x: torch.Tensor, counts: list[int], h0: torch.Tensor
     h0 = x.new_zeros(counts[0], H) if h0 is None else h0
     w_hh = gru.weight_hh_l0
     save = torch.is_grad_enabled() and (xp.requires_grad or h0.requires_grad or w_hh.requires_grad)
+    if _FUSED["on"] and xp.device.type == "cpu":
+        return _FusedRaggedGRUFunction.apply(xp, h0, w_hh, gru.bias_hh_l0, counts, save)
     out, _ = _RaggedGRUFunction.apply(xp, h0, w_hh, gru.bias_hh_l0, counts, save)
     return out
