@@ -55,6 +55,7 @@ SMOKE = {
         ["--replay-maps", "3m", "--replay-capacity", "16", "--replay-rss-map", "3m"],
         {("replay_memory", "maps"): ["3m"]},
     ),
+    "gru": (["--gru-episodes", "4", "--repeats", "1"], {("ragged_gru",): ["3s_vs_5z"]}),
 }
 
 
@@ -70,6 +71,10 @@ def test_part_writes_figures(part: str, tmp_path: Path) -> None:
         assert_section(section, names)
     if part == "replay":
         assert finite_numbers(results["replay_memory"]["maps"]["3m"]["measured"])
+    if part == "gru":  # both loops timed, both ways
+        fp32 = results["ragged_gru"]["3s_vs_5z"]["32-true"]
+        for name in ("forward", "forward_backward"):
+            assert fp32[f"{name}_python_s"] > 0 and fp32[f"{name}_fused_s"] > 0
 
 
 def test_football_part_writes_figures(tmp_path: Path) -> None:

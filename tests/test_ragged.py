@@ -136,7 +136,7 @@ def test_ragged_loss_equals_the_chunked_padded_loss() -> None:
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
-def test_bf16_mixed_loss_is_close_to_float32_and_learns() -> None:
+def test_bf16_mixed_loss_is_close_to_float32_and_learns(gru_kernel) -> None:
     learner, batch = learner_and_real_batch("qmix", "trainer.precision=bf16-mixed")
     assert learner.precision == "bf16-mixed"
     loss_bf16, _ = learner.compute_loss(batch)

@@ -11,6 +11,8 @@ Timings are medians of repeated runs; the test suite asserts only that every par
 figures (tests/test_bench.py runs each in a smoke setting), never their values.
 `--parts replay`: the replay's memory per SMAC map, ragged against padded (see ptde.tools.bench_replay).
 `--grf` (with the throughput part) or `--parts grf`: GRF env steps per second per academy scenario.
+`--parts gru`: the agents' GRU over an update's real steps, Python loop against the C++ kernel
+(ptde.tools.bench_gru). The learner updates run as a run's would, with `trainer.fused_gru`'s default.
 
 A part that measures nothing (a map list that came out empty, a section without numbers, a
 non-finite figure) makes the bench exit non-zero naming that part, and the output file is then
@@ -35,7 +37,7 @@ from typing import Any
 
 import torch
 
-from ptde.config import DistillConfig, MAPPOConfig, ValueDecompositionConfig, VariantConfig
+from ptde.config import DistillConfig, MAPPOConfig, TrainerConfig, ValueDecompositionConfig, VariantConfig
 from ptde.config.resolved import to_container
 from ptde.data.buffer import EpisodeReplayBuffer
 from ptde.envs.smac import SMACEnvConfig
@@ -43,12 +45,13 @@ from ptde.envs.smax import SMAXEnv
 from ptde.files import write_json_atomic
 from ptde.learners.value_decomposition import ValueDecompositionLearner
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
+from ptde.nn.ragged_gru import use_fused_kernel
 from ptde.rollout import run_episodes
 from ptde.rollout.steps import collect_steps
 from ptde.tools.bench_speed import merge_speed
 
 LIMITS = {"3m": 60, "5m_vs_6m": 70, "3s_vs_5z": 250, "3s5z_vs_3s7z": 170}
-PARTS = ["throughput", "collection", "replay"]  # the parts run by default
+PARTS = ["throughput", "collection", "replay", "gru"]  # the parts run by default
 # what `--parts` may name: football needs gfootball, checkpoint and speed take minutes, so only on request
 ALL_PARTS = [*PARTS, "grf", "checkpoint", "speed"]
 # where each part's figures land in the results: a dict of map or scenario -> its figures
@@ -59,6 +62,7 @@ SECTIONS: dict[str, list[tuple[str, ...]]] = {
     "grf": [("grf_env_steps_per_s",)],
     "checkpoint": [("checkpoint",)],
     "speed": [("speed", "algos")],
+    "gru": [("ragged_gru",)],
 }
 # shapes of the two maps the GIP ratio is measured on; 3s5z_vs_3s7z at T=64 because the
 # straightforward form at its full 171 steps needs > 20 GB for 128 episodes
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grf-scenarios", nargs="+", default=None, help="GRF scenarios (default: all)")
     parser.add_argument("--grf-batches", nargs="+", type=int, default=[1, 2, 4], help="B of the GRF bench")
     parser.add_argument("--parts", nargs="+", choices=ALL_PARTS, default=PARTS)
+    parser.add_argument("--gru-episodes", type=int, default=128, help="episodes of the gru part's update batch")
     parser.add_argument("--replay-runs", nargs="*", default=[], help="run folders whose episode lengths to use")
     parser.add_argument("--replay-capacity", type=int, default=5000, help="episodes (algo.buffer_size)")
     parser.add_argument("--replay-rss-map", default="3s5z_vs_3s7z", help="map whose filled buffer is measured")
@@ -276,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         results["replay_memory"] = bench_replay_memory(
             args.replay_capacity, args.replay_runs, args.replay_rss_map, args.replay_maps
         )
+    use_fused_kernel(TrainerConfig().fused_gru)  # the learners' updates as a run computes them
     if "throughput" in parts:
         results["maps"] = {}
         for m in args.maps:
@@ -304,6 +310,11 @@ def main(argv: list[str] | None = None) -> None:
             for name in scenarios
         }
         print(json.dumps(results["grf_env_steps_per_s"], indent=1))
+    if "gru" in parts:
+        from ptde.tools.bench_gru import bench_ragged_gru
+
+        results["ragged_gru"] = {"3s_vs_5z": bench_ragged_gru(args.gru_episodes, args.repeats * 4)}
+        print(json.dumps(results["ragged_gru"], indent=1))
     if "checkpoint" in parts:
         from ptde.tools.bench_checkpoint import bench_checkpoint
 
