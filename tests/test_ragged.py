@@ -79,18 +79,24 @@ def test_fused_gru_kernel_agrees_with_the_python_loop(dtype: str) -> None:
         assert ((a - b).norm() / a.norm()).item() < tol
 
 
-def test_without_a_compiler_the_python_loop_runs(tmp_path) -> None:
-    """No C++ compiler (and nothing cached): `use_fused_kernel(True)` says False and the GRU runs."""
+@pytest.mark.parametrize("case", ["no compiler", "unwritable cache"])
+def test_without_the_kernel_the_python_loop_runs(case: str, tmp_path) -> None:
+    """No C++ compiler, or no cache folder to build in (and nothing cached): `use_fused_kernel(True)`
+    says False, one log line says why, and the GRU still runs."""
     code = (
         "import torch; from ptde.nn.ragged_gru import use_fused_kernel, ragged_gru\n"
         "assert use_fused_kernel(True) is False\n"
         "print(ragged_gru(torch.nn.GRU(3, 2), torch.randn(4, 3), [2, 1, 1]).shape)\n"
     )
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CXX": "no-such-compiler"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if case == "no compiler":
+        env, reason = {"XDG_CACHE_HOME": str(tmp_path), "CXX": "no-such-compiler"}, "no C++ compiler (no-such-compiler)"
+    else:
+        (tmp_path / "file").write_text("")  # a file where the cache folder would go
+        env, reason = {"XDG_CACHE_HOME": str(tmp_path / "file")}, "could not build the ragged_gru kernel"
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "torch.Size([4, 2])" in proc.stdout
-    assert "no C++ compiler (no-such-compiler)" in proc.stderr
+    assert reason in proc.stderr
     assert not list(tmp_path.rglob("*.so"))
 
 

@@ -85,12 +85,17 @@ def load_kernel(name: str) -> bool:
         if shutil.which(compiler) is None:
             log.warning("ptde: no C++ compiler (%s) on PATH; the %s kernel falls back to Python", compiler, name)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(target, unique=True) as tmp:
                 subprocess.run(compile_command(CSRC / f"{name}.cpp", tmp), capture_output=True, text=True, check=True)
         except subprocess.CalledProcessError as exc:
             log.warning("ptde: building the %s kernel failed; it falls back to Python:\n%s", name, exc.stderr[-2000:])
+            return False
+        except OSError as exc:  # an unwritable cache folder, say
+            log.warning(
+                "ptde: could not build the %s kernel in %s (%s); it falls back to Python", name, target.parent, exc
+            )
             return False
     try:
         torch.ops.load_library(str(target))
