@@ -37,6 +37,11 @@ def use_fused_kernel(enabled: bool) -> bool:
     return _FUSED["on"]
 
 
+def fused_kernel_on() -> bool:
+    """Whether `ragged_gru` runs the C++ time loop in this process."""
+    return _FUSED["on"]
+
+
 class _RaggedGRUFunction(torch.autograd.Function):
     """Packed rows [R, 3H] of input projections -> packed hidden states [R, H], state after the last step [N, H].
 

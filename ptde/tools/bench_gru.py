@@ -10,27 +10,16 @@ precision of `trainer.precision`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import torch
 
 from ptde.learners.precision import cpu_has_bf16
-from ptde.nn.ragged_gru import RaggedLayout, ragged_gru, use_fused_kernel
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Min over `repeats` of one call (the least disturbed by other work on the machine)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from ptde.nn.ragged_gru import RaggedLayout, fused_kernel_on, ragged_gru, use_fused_kernel
 
 
 def bench_ragged_gru(episodes: int = 128, repeats: int = 10, agents: int = 3, hidden: int = 64) -> dict[str, object]:
-    """Seconds per call of each loop, alternated call by call so both see the same load."""
+    """Seconds per call of each loop (min over `repeats` single calls, alternated call by call so both
+    see the same load, after one warm-up call of each). Leaves the process's loop as it found it."""
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(30, 111, (episodes,), generator=g)
     layout = RaggedLayout.of(lengths, int(lengths.max()), agents)
@@ -38,6 +27,7 @@ def bench_ragged_gru(episodes: int = 128, repeats: int = 10, agents: int = 3, hi
     gru = torch.nn.GRU(hidden, hidden)
     x = torch.randn(sum(layout.counts), hidden, generator=g)
     out: dict[str, object] = {"episodes": episodes, "rows": x.shape[0], "steps": len(layout.counts)}
+    was_on = fused_kernel_on()
     if not use_fused_kernel(True):
         raise RuntimeError("the C++ GRU kernel did not build here (ptde/nn/cpp_kernels.py); nothing to compare")
     precisions = ["32-true", "bf16-mixed"] if cpu_has_bf16() else ["32-true"]
@@ -54,13 +44,18 @@ def bench_ragged_gru(episodes: int = 128, repeats: int = 10, agents: int = 3, hi
         figures: dict[str, float] = {}
         for backward, name in ((False, "forward"), (True, "forward_backward")):
             times: dict[bool, list[float]] = {False: [], True: []}
+            for fused in (False, True):  # warm-up
+                use_fused_kernel(fused)
+                call(backward)
             for _ in range(repeats):
                 for fused in (False, True):
                     use_fused_kernel(fused)
-                    times[fused].append(best_time(lambda b=backward: call(b), 1))
+                    t = time.perf_counter()
+                    call(backward)
+                    times[fused].append(time.perf_counter() - t)
             figures[f"{name}_python_s"] = min(times[False])
             figures[f"{name}_fused_s"] = min(times[True])
             figures[f"{name}_ratio"] = min(times[True]) / min(times[False])
         out[precision] = figures
-    use_fused_kernel(False)
+    use_fused_kernel(was_on)
     return out
