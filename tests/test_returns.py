@@ -1,8 +1,14 @@
 """TD(λ) targets against an episode worked out by hand."""
 
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 
-from ptde.learners.returns import gae_advantages_steps, td_lambda_targets
+from ptde.learners.returns import gae_advantages_steps, td_lambda_targets, td_lambda_targets_loop
+from ptde.nn.cpp_kernels import load_kernel
 
 
 def gae_advantages(
@@ -111,3 +117,55 @@ def test_gae_time_out_bootstraps_and_ignores_padding():
     a0 = 0.5 + gamma * 2.0 - 1.0 + gamma * lam * a1
     torch.testing.assert_close(adv_a[0, :2], torch.tensor([a0, a1]))
     torch.testing.assert_close(adv_a[0, :2], adv_b[0, :2])
+
+
+def random_episodes(g: torch.Generator, B: int, T: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """reward, terminated, mask [B, T] and target_q [B, T+1] of B padded episodes, some terminated."""
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    mask = (torch.arange(T) < lengths[:, None]).to(dtype)
+    terminated = torch.zeros(B, T, dtype=dtype)
+    ends = torch.rand(B, generator=g) < 0.6
+    terminated[torch.arange(B)[ends], lengths[ends] - 1] = 1.0
+    reward = torch.randn(B, T, generator=g, dtype=dtype) * 3 * mask
+    return reward, terminated, mask, torch.randn(B, T + 1, generator=g, dtype=dtype) * 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_td_lambda_kernel_equals_the_loop_bit_for_bit(dtype) -> None:
+    """The C++ recursion rounds as the ATen loop does, operation by operation: equal, not close."""
+    assert load_kernel("td_lambda")
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        B, T = int(torch.randint(1, 140, (1,), generator=g)), int(torch.randint(1, 260, (1,), generator=g))
+        gamma, lam = (
+            (0.99, 0.6) if trial < 10 else (float(torch.rand(1, generator=g)), float(torch.rand(1, generator=g)))
+        )
+        args = random_episodes(g, B, T, dtype)
+        fast = td_lambda_targets(*args, gamma, lam)
+        assert torch.equal(fast, td_lambda_targets_loop(*args, gamma, lam)), (trial, B, T, gamma, lam)
+    view = torch.randn(4, 2 * 31, dtype=dtype)[:, ::2]  # a strided target_q [4, 31]
+    args = random_episodes(g, 4, 30, dtype)[:3]
+    assert torch.equal(td_lambda_targets(*args, view, 0.9, 0.5), td_lambda_targets_loop(*args, view, 0.9, 0.5))
+
+
+def test_td_lambda_with_gradients_runs_the_loop() -> None:
+    """Targets that need a gradient (a learner that differentiates through them) keep autograd."""
+    g = torch.Generator().manual_seed(1)
+    reward, terminated, mask, target_q = random_episodes(g, 3, 12, torch.float32)
+    target_q.requires_grad_(True)
+    out = td_lambda_targets(reward, terminated, mask, target_q, 0.99, 0.6)
+    out.sum().backward()
+    assert out.grad_fn is not None and target_q.grad is not None and target_q.grad.abs().sum() > 0
+
+
+def test_td_lambda_without_a_compiler_runs_the_loop(tmp_path) -> None:
+    code = (
+        "import torch; from ptde.learners.returns import td_lambda_targets\n"
+        "r = torch.tensor([[1.0, 2.0]]); z = torch.zeros(1, 2); m = torch.ones(1, 2)\n"
+        "print(td_lambda_targets(r, z, m, torch.zeros(1, 3), 0.5, 0.0).tolist())\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CXX": "no-such-compiler"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[[1.0, 2.0]]" in proc.stdout  # λ = 0: one-step targets r_t + γ·0
+    assert "no C++ compiler (no-such-compiler) on PATH; the td_lambda kernel falls back to Python" in proc.stderr

@@ -13,12 +13,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 
 import torch
 
 from ptde.config.choices import PRECISIONS
 from ptde.errors import ConfigError
+from ptde.machine import cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,7 @@ log = logging.getLogger(__name__)
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); without it bf16 is
     emulated and slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpu_flags().split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

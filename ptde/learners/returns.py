@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ptde.nn.cpp_kernels import load_kernel
+
 
 def td_lambda_targets(
     reward: torch.Tensor,
@@ -19,7 +21,30 @@ def td_lambda_targets(
     -> G [B, T], with G_t = r_t + γ(1 - term_t)[(1 - λ) Q_{t+1} + λ G_{t+1}].
     After an episode's last real step (mask_{t+1} = 0), or at the end of the sequence,
     G_{t+1} is replaced by Q_{t+1}: a time-out bootstraps, a termination cuts the return.
+
+    On the CPU, without gradients, the recursion runs in C++ (ptde/nn/csrc/td_lambda.cpp: the same
+    arithmetic, equal bit for bit); elsewhere, or without a compiler, as the loop below.
     """
+    inputs = (reward, terminated, mask, target_q)
+    if (
+        all(x.device.type == "cpu" and x.dtype == reward.dtype for x in inputs)
+        and reward.dtype in (torch.float32, torch.float64)
+        and not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs))
+        and load_kernel("td_lambda")
+    ):
+        return torch.ops.ptde_td_lambda.targets(reward, terminated, mask, target_q, gamma, td_lambda)
+    return td_lambda_targets_loop(reward, terminated, mask, target_q, gamma, td_lambda)
+
+
+def td_lambda_targets_loop(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    target_q: torch.Tensor,
+    gamma: float,
+    td_lambda: float,
+) -> torch.Tensor:
+    """`td_lambda_targets` as a loop of ATen ops over time: any device, dtype or autograd."""
     B, T = reward.shape
     out = torch.empty_like(reward)
     g = target_q[:, T]

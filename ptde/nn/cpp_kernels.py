@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import subprocess
 from functools import cache
@@ -24,30 +23,29 @@ from pathlib import Path
 import torch
 
 from ptde.files import atomic_write
+from ptde.machine import cpu_flags
 
 log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
 # -ffast-math lets gcc call glibc's vector exp/tanh (libmvec) inside the vectorised gate loops
 CXXFLAGS = ("-O3", "-march=native", "-ffast-math", "-std=c++17", "-shared", "-fPIC", "-w")
+# a kernel that must round as ATen's own ops do, operation by operation: IEEE arithmetic, no fused
+# multiply-adds, nothing reassociated
+EXACT_CXXFLAGS = ("-O2", "-fno-fast-math", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC", "-w")
+KERNEL_CXXFLAGS = {"td_lambda": EXACT_CXXFLAGS}
+
+
+def cxxflags(name: str) -> tuple[str, ...]:
+    return KERNEL_CXXFLAGS.get(name, CXXFLAGS)
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ptde" / "kernels"
 
 
-def cpu_flags() -> str:
-    """This CPU's feature flags (the `-march=native` a library was built for)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def compile_command(source: Path, target: Path) -> list[str]:
+    """The g++ call that builds csrc/<name>.cpp (`source`) into the library `target`."""
     from torch.utils.cpp_extension import include_paths, library_paths
 
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
@@ -55,7 +53,7 @@ def compile_command(source: Path, target: Path) -> list[str]:
     libs = [f"-L{p}" for p in library_paths()] + [f"-Wl,-rpath,{p}" for p in library_paths()]
     return [
         os.environ.get("CXX", "g++"),
-        *CXXFLAGS,
+        *cxxflags(source.stem),
         f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
         *includes,
         str(source),
@@ -70,7 +68,9 @@ def compile_command(source: Path, target: Path) -> list[str]:
 def library_path(name: str) -> Path:
     source = CSRC / f"{name}.cpp"
     key = hashlib.sha256(
-        b"\0".join([source.read_bytes(), " ".join(CXXFLAGS).encode(), torch.__version__.encode(), cpu_flags().encode()])
+        b"\0".join(
+            [source.read_bytes(), " ".join(cxxflags(name)).encode(), torch.__version__.encode(), cpu_flags().encode()]
+        )
     ).hexdigest()[:16]
     return cache_dir() / f"{name}-{key}.so"
 
