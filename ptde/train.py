@@ -26,6 +26,7 @@ from ptde.errors import ConfigError
 from ptde.experiment.preemption import Preempted
 from ptde.experiment.resume import plan_resume, resume_argv
 from ptde.experiment.run_folder import holds_a_run
+from ptde.process_exit import exit_now
 
 register_configs()
 
@@ -65,3 +66,4 @@ if __name__ == "__main__":
     prepare_command_line("config")
     sys.argv = resume_argv(sys.argv)  # resume=true|<folder>: Hydra's run folder becomes that run's
     main()
+    exit_now(0)  # every run of the command has finished and written its files

@@ -19,8 +19,11 @@ Reward is SMAX's team reward (enemy health removed + 1 on a win) times `reward_s
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 from ptde.envs.base import BattleFrame, EnvAdapter, Step
+from ptde.envs.jax_programs import ExportedProgram, program_key
 from ptde.envs.jaxmarl_import import import_smax_alone, quiet_jax_backend_probe
 from ptde.envs.smac import SMACEnvConfig
 from ptde.errors import ConfigError
@@ -46,6 +50,24 @@ jax.config.update(
     "jax_compilation_cache_dir", os.environ.get("PTDE_JAX_CACHE", os.path.expanduser("~/.cache/ptde/jax"))
 )
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _program_sources() -> list[bytes]:
+    """What SMAX's programs are traced from: this adapter, the jaxmarl import shim, SMAX's own source."""
+    files = [Path(__file__), Path(__file__).with_name("jaxmarl_import.py")]
+    files += sorted(Path(_smax.__file__).parent.rglob("*.py"))
+    return [importlib.metadata.version("jaxmarl").encode()] + [f.read_bytes() for f in files]
+
+
+def _settings(cfg: Any) -> str:
+    """An env config's settings as text that is the same in every process (no object ids)."""
+    if isinstance(cfg, str | int | float | bool | None | tuple | list) or not hasattr(cfg, "__dict__"):
+        return repr(cfg)
+    return repr(sorted((k, _settings(v)) for k, v in vars(cfg).items()))
+
+
+# the reset and step programs are kept on disk, exported, under a hash of these (ptde/envs/jax_programs.py)
+PROGRAM_SOURCES = _program_sources()
 
 # unit type ids in SMAX: 0 marine, 1 marauder, 2 stalker, 3 zealot, 4 zergling, 5 hydralisk
 UNIT_TYPE_NAMES = ("marine", "marauder", "stalker", "zealot", "zergling", "hydralisk")
@@ -117,10 +139,14 @@ class SMAXEnv(EnvAdapter):
         self.state_dim = (self.n_agents + self.n_enemies) * self._unit_feat + self.n_agents * self.n_actions
         self.auto_reset = auto_reset
         self._key = episode_chain_keys(seed, batch_size) if auto_reset else jax.random.PRNGKey(seed)
-        self._reset_fn = jax.jit(jax.vmap(self._reset_one))
-        self._step_fn = jax.jit(self._step_batch)
-        self._auto_reset_fn = jax.jit(jax.vmap(self._auto_reset_one))
-        self._auto_step_fn = jax.jit(jax.vmap(self._auto_step_one))
+
+        def program(name: str, fn: Callable[..., Any]) -> ExportedProgram:
+            return ExportedProgram(fn, program_key(f"smax-{name}", [*PROGRAM_SOURCES, _settings(cfg), str(batch_size)]))
+
+        self._reset_fn = program("reset", jax.vmap(self._reset_one))
+        self._step_fn = program("step", self._step_batch)
+        self._auto_reset_fn = program("auto_reset", jax.vmap(self._auto_reset_one))
+        self._auto_step_fn = program("auto_step", jax.vmap(self._auto_step_one))
         self._env_state = None
         self._done = None
 
