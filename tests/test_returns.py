@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from ptde.learners.returns import gae_advantages_steps, td_lambda_targets, td_lambda_targets_loop
+from ptde.learners.returns import gae_advantages_steps, td_lambda_targets
 from ptde.nn.cpp_kernels import load_kernel
 
 
@@ -142,10 +142,10 @@ def test_td_lambda_kernel_equals_the_loop_bit_for_bit(dtype) -> None:
         )
         args = random_episodes(g, B, T, dtype)
         fast = td_lambda_targets(*args, gamma, lam)
-        assert torch.equal(fast, td_lambda_targets_loop(*args, gamma, lam)), (trial, B, T, gamma, lam)
+        assert torch.equal(fast, td_lambda_targets(*args, gamma, lam, kernel=False)), (trial, B, T, gamma, lam)
     view = torch.randn(4, 2 * 31, dtype=dtype)[:, ::2]  # a strided target_q [4, 31]
     args = random_episodes(g, 4, 30, dtype)[:3]
-    assert torch.equal(td_lambda_targets(*args, view, 0.9, 0.5), td_lambda_targets_loop(*args, view, 0.9, 0.5))
+    assert torch.equal(td_lambda_targets(*args, view, 0.9, 0.5), td_lambda_targets(*args, view, 0.9, 0.5, kernel=False))
 
 
 def test_td_lambda_with_gradients_runs_the_loop() -> None:

@@ -14,6 +14,7 @@ def td_lambda_targets(
     target_q: torch.Tensor,
     gamma: float,
     td_lambda: float,
+    kernel: bool = True,
 ) -> torch.Tensor:
     """TD(λ) targets of Q_tot, as PyMARL2's `build_td_lambda_targets`.
 
@@ -23,28 +24,18 @@ def td_lambda_targets(
     G_{t+1} is replaced by Q_{t+1}: a time-out bootstraps, a termination cuts the return.
 
     On the CPU, without gradients, the recursion runs in C++ (ptde/nn/csrc/td_lambda.cpp: the same
-    arithmetic, equal bit for bit); elsewhere, or without a compiler, as the loop below.
+    arithmetic, equal bit for bit); elsewhere, without a compiler or with `kernel=False`, as a loop
+    of ATen ops over time (any device, dtype or autograd).
     """
     inputs = (reward, terminated, mask, target_q)
     if (
-        all(x.device.type == "cpu" and x.dtype == reward.dtype for x in inputs)
+        kernel
+        and all(x.device.type == "cpu" and x.dtype == reward.dtype for x in inputs)
         and reward.dtype in (torch.float32, torch.float64)
         and not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs))
         and load_kernel("td_lambda")
     ):
         return torch.ops.ptde_td_lambda.targets(reward, terminated, mask, target_q, gamma, td_lambda)
-    return td_lambda_targets_loop(reward, terminated, mask, target_q, gamma, td_lambda)
-
-
-def td_lambda_targets_loop(
-    reward: torch.Tensor,
-    terminated: torch.Tensor,
-    mask: torch.Tensor,
-    target_q: torch.Tensor,
-    gamma: float,
-    td_lambda: float,
-) -> torch.Tensor:
-    """`td_lambda_targets` as a loop of ATen ops over time: any device, dtype or autograd."""
     B, T = reward.shape
     out = torch.empty_like(reward)
     g = target_q[:, T]
