@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 
+def user_cache(name: str) -> Path:
+    """`name`'s folder in the user's cache, $XDG_CACHE_HOME/ptde/<name> (default ~/.cache/ptde/<name>):
+    where what this machine builds once for every run (compiled kernels, exported programs) is kept."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ptde" / name
+
+
 @contextmanager
 def atomic_write(path: Path, unique: bool = False) -> Iterator[Path]:
     """The one way the project writes a file a reader or a kill must never see half-written:

@@ -27,15 +27,14 @@ from typing import Any
 
 import jax
 
-from ptde.files import atomic_write
+from ptde.files import atomic_write, user_cache
 
 log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
     """`PTDE_JAX_PROGRAMS`, else ~/.cache/ptde/jax-programs (beside the compilation cache)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ptde" / "jax-programs"
-    return Path(os.environ.get("PTDE_JAX_PROGRAMS") or default)
+    return Path(os.environ.get("PTDE_JAX_PROGRAMS") or user_cache("jax-programs"))
 
 
 def program_key(name: str, key_parts: Iterable[str | bytes]) -> str:

@@ -19,6 +19,7 @@ Reward is SMAX's team reward (enemy health removed + 1 on a win) times `reward_s
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import sys
@@ -52,11 +53,15 @@ jax.config.update(
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def _program_sources() -> list[bytes]:
-    """What SMAX's programs are traced from: this adapter, the jaxmarl import shim, SMAX's own source."""
+def _program_sources() -> str:
+    """A hash of what SMAX's programs are traced from: this adapter, the jaxmarl import shim, SMAX's
+    own source (hashed once here, not once for each of an env's programs)."""
     files = [Path(__file__), Path(__file__).with_name("jaxmarl_import.py")]
     files += sorted(Path(_smax.__file__).parent.rglob("*.py"))
-    return [importlib.metadata.version("jaxmarl").encode()] + [f.read_bytes() for f in files]
+    digest = hashlib.sha256(importlib.metadata.version("jaxmarl").encode())
+    for f in files:
+        digest.update(b"\0" + f.read_bytes())
+    return digest.hexdigest()
 
 
 def _settings(cfg: Any) -> str:
@@ -141,7 +146,7 @@ class SMAXEnv(EnvAdapter):
         self._key = episode_chain_keys(seed, batch_size) if auto_reset else jax.random.PRNGKey(seed)
 
         def program(name: str, fn: Callable[..., Any]) -> ExportedProgram:
-            return ExportedProgram(fn, program_key(f"smax-{name}", [*PROGRAM_SOURCES, _settings(cfg), str(batch_size)]))
+            return ExportedProgram(fn, program_key(f"smax-{name}", [PROGRAM_SOURCES, _settings(cfg), str(batch_size)]))
 
         self._reset_fn = program("reset", jax.vmap(self._reset_one))
         self._step_fn = program("step", self._step_batch)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ptde.files import atomic_write
+from ptde.files import atomic_write, user_cache
 from ptde.machine import cpu_flags
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def cxxflags(name: str) -> tuple[str, ...]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ptde" / "kernels"
+    return user_cache("kernels")
 
 
 def compile_command(source: Path, target: Path) -> list[str]:
