@@ -50,6 +50,26 @@ def test_ragged_gru_gradients_are_exact(gru_kernel) -> None:
     assert torch.autograd.gradcheck(lambda x, *_: ragged_gru(gru, x, layout.counts), (x, *params))
 
 
+def test_acting_step_is_the_grus_step_bit_for_bit() -> None:
+    """Acting runs the agents' GRU one step at a time through its cell (`RNNAgent.encode`, T = 1):
+    the same numbers as `nn.GRU` on that step, so a rollout acts as it did through nn.GRU."""
+    from ptde.nn.agents import RNNAgent
+
+    torch.manual_seed(2)
+    agent = RNNAgent(input_dim=20, hidden_dim=64, n_actions=9)
+    x = torch.randn(8, 1, 3, 20)  # [B, T=1, n, d]
+    hidden = torch.randn(8, 3, 64)
+    with torch.no_grad():
+        for h0 in (None, hidden):
+            h, h_last = agent.encode(x, h0)
+            assert h.shape == (8, 1, 3, 64) and h_last.shape == (8, 3, 64)
+            inner = torch.relu(agent.fc1(x.permute(0, 2, 1, 3).reshape(24, 1, 20)))
+            ref, ref_last = agent.rnn(inner, None if h0 is None else h0.reshape(1, 24, 64))
+            assert torch.equal(h_last, ref_last.view(8, 3, 64))
+            assert torch.equal(h[:, 0], ref[:, 0].view(8, 3, 64))
+            assert not torch.equal(h_last, torch.zeros_like(h_last))
+
+
 @pytest.mark.parametrize("dtype", ["32-true", "bf16-mixed"])
 def test_fused_gru_kernel_agrees_with_the_python_loop(dtype: str) -> None:
     """An update-sized batch (128 episodes of 30-110 steps, 3 agents, H=64): the C++ loop's states

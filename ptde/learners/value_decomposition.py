@@ -186,7 +186,10 @@ class ValueDecompositionLearner(StageOneLearner):
             def pick(x: torch.Tensor) -> torch.Tensor:  # [B, T, ...] -> [1, P, ...]
                 return x.reshape(-1, *x.shape[2:]).index_select(0, idx).unsqueeze(0)
 
-            picked = self.mix(mixer, pick(agent_qs), pick(state), pick(actions), pick(q), pick(avail))  # [1, P]
+            joint = (actions, q, avail)  # read by a mixer of the joint action only
+            if getattr(mixer, "uses_actions", False):
+                joint = tuple(pick(x) for x in joint)
+            picked = self.mix(mixer, pick(agent_qs), pick(state), *joint)  # [1, P]
             return picked.new_zeros(lead.numel()).index_copy(0, idx, picked[0]).view(lead)
         if not getattr(mixer, "uses_actions", False):
             return mixer(agent_qs, state)
