@@ -30,6 +30,30 @@ def test_qmix_depends_on_state_and_increasing_a_q_never_lowers_q_tot():
     assert not torch.allclose(mixer(qs, state), mixer(qs, torch.randn(64, 1, 8)))
 
 
+def test_qmix_stacked_first_layers_give_the_layer_by_layer_numbers():
+    """QMixer runs its four hypernetworks' first layers as one product; Q_tot and every gradient
+    equal, bit for bit, the mixer written layer by layer (PyMARL2's QMixer)."""
+    torch.manual_seed(3)
+    mixer = QMixer(n_agents=3, state_dim=81)
+    qs = torch.randn(4, 1200, 3, requires_grad=True)
+    state = torch.randn(4, 1200, 81)
+
+    def layer_by_layer(qs, state):
+        q, s = qs.reshape(-1, 1, 3), state.reshape(-1, 81)
+        w1 = mixer.hyper_w1(s).abs().view(-1, 3, 32)
+        hidden = torch.nn.functional.elu(torch.bmm(q, w1) + mixer.hyper_b1(s).view(-1, 1, 32))
+        w2 = mixer.hyper_w2(s).abs().view(-1, 32, 1)
+        return (torch.bmm(hidden, w2) + mixer.hyper_b2(s).view(-1, 1, 1)).view(4, 1200)
+
+    out, ref = mixer(qs, state), layer_by_layer(qs, state)
+    assert torch.equal(out, ref)
+    g = torch.randn_like(out)
+    params = [qs, *mixer.parameters()]
+    grads, ref_grads = torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads, strict=True))
+    assert all(a.abs().sum() > 0 for a in grads)
+
+
 def test_vdn_sums_agents():
     qs = torch.tensor([[[1.0, 2.0, 3.5]]])
     assert VDNMixer()(qs, torch.zeros(1, 1, 4)).item() == 6.5
