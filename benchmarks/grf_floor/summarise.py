@@ -29,10 +29,15 @@ RUNS = {
 
 
 def windows(run: Path) -> dict[int, dict[str, float]]:
-    """Window index -> means of the train score rate, train return and test score rate in it."""
+    """Window index -> means of the train score rate, train return and test score rate in it (whole
+    windows only: a run's last test, a few steps past its budget, opens no window of its own)."""
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    whole = int(float(rows[-1]["env_steps"])) // WINDOW
     sums: dict[int, dict[str, list[float]]] = {}
-    for row in csv.DictReader((run / "metrics.csv").open()):
+    for row in rows:
         w = int(float(row["env_steps"])) // WINDOW
+        if w >= whole:
+            continue
         for key in ("train/win_rate", "train/return", "test/win_rate"):
             if row.get(key):
                 sums.setdefault(w, {}).setdefault(key, []).append(float(row[key]))
