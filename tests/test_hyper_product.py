@@ -29,6 +29,25 @@ def test_every_chunking_gives_the_two_product_values_and_gradients(chunk):
     assert torch.autograd.gradcheck(lambda u, s, m: hyper_product(u, s, m, z, chunk=chunk), (u, s, m))
 
 
+def test_one_chunk_in_bf16_gives_the_two_product_numbers():
+    """One chunk keeps s·M from the forward and takes the weight gradient from one product: the
+    forward and d_u are the two-product form's own bf16 numbers, d_m its bf16 product in float32."""
+    g = torch.Generator().manual_seed(1)
+    P, n, H, S, z = 256, 10, 64, 150, 64  # learning to rank's update: 128 one-step episodes, 2 rows each
+    u = torch.randn(P, n, H, generator=g).bfloat16().requires_grad_(True)
+    s = torch.randn(P, S, generator=g)
+    m = (0.1 * torch.randn(S, z * H, generator=g)).requires_grad_(True)
+    w = torch.randn(P, n, z, generator=g).bfloat16()
+    out = hyper_product(u, s, m, z)
+    d_u, d_m = torch.autograd.grad((out * w).sum(), (u, m))
+    u2, m2 = u.detach().clone().requires_grad_(True), m.detach().bfloat16().requires_grad_(True)
+    ref = two_products(u2, s.bfloat16(), m2, z)
+    ref_u, ref_m = torch.autograd.grad((ref * w).sum(), (u2, m2))
+    assert torch.equal(out, ref) and torch.equal(d_u, ref_u)
+    assert d_m.dtype == torch.float32
+    torch.testing.assert_close(d_m, ref_m.float(), rtol=1e-2, atol=1e-2)
+
+
 def test_a_state_without_gradient_gets_none_and_the_weight_gradient_keeps_its_dtype():
     u = torch.randn(600, 2, 8, requires_grad=True)  # 600 steps: three chunks of the default size
     s = torch.randn(600, 5)
