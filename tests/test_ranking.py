@@ -314,6 +314,27 @@ def test_test_split_sweeps_every_query_once(tmp_path: Path) -> None:
     assert epoch == list(range(42))  # one epoch serves every training query once
 
 
+def test_the_query_stream_round_trips_through_a_checkpoint_so_a_resumed_env_serves_the_same_queries(
+    tmp_path: Path,
+) -> None:
+    """A resumed run rebuilds its env from the seed; the saved state must put it where the killed one
+    was, mid-epoch (11 batches of 5 cross the 42-query epoch), not back at the first epoch."""
+    import io
+
+    env = RankingEnv(tiny_cfg(tmp_path), batch_size=5, seed=3)
+    for _ in range(11):
+        env.reset()
+    buf = io.BytesIO()
+    torch.save(env.rng_state(), buf)  # as checkpoints hold it, loaded weights_only
+    ahead = [env.reset().info["query_index"].tolist() for _ in range(12)]
+    fresh = RankingEnv(tiny_cfg(tmp_path), batch_size=5, seed=3)
+    assert [fresh.reset().info["query_index"].tolist() for _ in range(12)] != ahead  # from the seed alone: not it
+    resumed = RankingEnv(tiny_cfg(tmp_path), batch_size=5, seed=3)
+    buf.seek(0)
+    resumed.set_rng_state(torch.load(buf, weights_only=True))
+    assert [resumed.reset().info["query_index"].tolist() for _ in range(12)] == ahead
+
+
 def test_lambdamart_beats_random(tmp_path: Path) -> None:
     pytest.importorskip("lightgbm")
     from ptde.envs.ltr_baselines import lambdamart_baseline, random_baseline

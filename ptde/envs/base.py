@@ -83,6 +83,10 @@ class MultiAgentEnv(Protocol):
     episode's first, reward/terminated/truncated/won/info describe the transition that ended the
     old one, and `final_obs`/`final_state` hold where it ended. Nothing is frozen, so every step
     of every env is a real transition (on-policy step-based collection, `ptde.rollout.steps`).
+
+    An env whose next episodes depend on its own random streams also has `rng_state()` (plain values
+    and tensors) and `set_rng_state(state)`: checkpoints keep the state, so a resumed run plays the
+    episodes the uninterrupted one would have (SMAX, learning to rank, football).
     """
 
     batch_size: int

@@ -288,7 +288,8 @@ def _worker_entry() -> None:
 
 
 def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward: str, seed: int) -> None:
-    """One engine. Commands: ("reset", seed | None), ("step", actions [n]), ("close", None)."""
+    """One engine. Commands: ("reset", seed | None), ("step", actions [n]), ("rng", None),
+    ("set_rng", state), ("close", None)."""
     try:
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -330,6 +331,12 @@ def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward:
                 reward = float(np.sum(np.asarray(rew)))
                 score_reward = float(info["score_reward"])
                 conn.send(("ok", (obs, state, reward, score_reward, bool(done), won, time_up, np.asarray(active))))
+            elif cmd == "rng":  # what draws the next episodes' engine seeds
+                conn.send(("ok", (random.getstate(), np.random.get_state())))
+            elif cmd == "set_rng":
+                random.setstate(data[0])
+                np.random.set_state(data[1])
+                conn.send(("ok", None))
             elif cmd == "close":
                 env.close()
                 return
@@ -455,6 +462,45 @@ class GRFEnv(EnvAdapter):
         self._workers[b].kill()
         self.restarts += 1
         self._workers[b] = self._start(int(np.random.SeedSequence([self._seed, b, self.restarts]).generate_state(1)[0]))
+
+    def _ask(self, b: int, cmd: str, data: Any) -> Any:
+        """One command to worker `b` between episodes and its answer, restarting it once on failure."""
+        for attempt in range(2):
+            if self._workers[b].send(cmd, data):
+                payload, why = self._workers[b].recv(time.monotonic() + float(self.cfg.reset_timeout_s))
+                if why == "":
+                    return payload
+            else:
+                why = "died (broken pipe)"
+            if attempt == 0:
+                self._restart(b, f"failed on {cmd}: {why}")
+        raise RuntimeError(f"GRF worker {b} failed on {cmd} twice: {why}")
+
+    def rng_state(self) -> dict[str, Any]:
+        """What decides the next episodes: each worker's python and numpy RNGs (the engine draws an
+        episode's seed from `random` at its reset) and the restart count (a restarted worker's seed),
+        saved in checkpoints so a resumed run plays the episodes the uninterrupted one would have.
+        Read between episodes, as checkpoints are; a worker mid-episode would restart its episode.
+        Plain values and tensors only (checkpoints load weights_only)."""
+        import torch
+
+        workers = []
+        for b in range(self.batch_size):
+            py, (kind, key, pos, has_gauss, gauss) = self._ask(b, "rng", None)
+            workers.append(
+                {"python": py, "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss)}
+            )
+        return {"workers": workers, "restarts": self.restarts}
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        if len(state["workers"]) != self.batch_size:
+            raise ValueError(f"saved RNGs of {len(state['workers'])} GRF workers, this env has {self.batch_size}")
+        self.restarts = int(state["restarts"])
+        for b, w in enumerate(state["workers"]):
+            version, internal, gauss_next = w["python"]
+            kind, key, pos, has_gauss, gauss = w["numpy"]
+            numpy_state = (kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss)
+            self._ask(b, "set_rng", ((version, tuple(internal), gauss_next), numpy_state))
 
     @property
     def active_players(self) -> torch.Tensor:

@@ -288,6 +288,22 @@ class RankingEnv(EnvAdapter):
             )  # fmt: skip
         return self._last
 
+    def rng_state(self) -> dict[str, Any]:
+        """Where the query stream stands (the epoch generator, the rest of the current epoch's order,
+        the test sweep's position), saved in checkpoints so a resumed run is served the queries the
+        uninterrupted one would have been (plain values and tensors: checkpoints load weights_only)."""
+        return {
+            "generator": self._rng.bit_generator.state,
+            "order": torch.from_numpy(self._order.copy()),
+            "cursor": self._cursor,
+        }
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["generator"]
+        self._order = state["order"].numpy().astype(np.int64)
+        self._cursor = int(state["cursor"])
+
     @property
     def relevance(self) -> torch.Tensor:
         """True grades [B, n] of the current batch (for checks and oracle baselines)."""
