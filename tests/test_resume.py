@@ -184,6 +184,37 @@ def test_a_resumed_ranking_run_is_served_the_queries_the_uninterrupted_run_was(t
     assert_same_run(run_dir, reference)
 
 
+def test_a_checkpoint_without_the_envs_state_resumes_with_a_warning_that_it_is_not_exact(tmp_path, capsys):
+    """Checkpoints written before the ranking and football envs' state was kept still load; the
+    resumed run is told its episodes start over from the seed."""
+    from ptde.callbacks.env_interaction import EnvInteractionCallback
+    from ptde.envs.ranking import LTREnvConfig, RankingEnv
+
+    cfg = LTREnvConfig(
+        name="synthetic", data_dir=str(tmp_path), synthetic_queries=60, synthetic_docs_per_query=12,
+        synthetic_features=8, n_queries=60,
+    )  # fmt: skip
+
+    def callback() -> EnvInteractionCallback:
+        envs = RankingEnv(cfg, batch_size=5, seed=3), RankingEnv(cfg, batch_size=5, seed=3, split="test")
+        return EnvInteractionCallback(*envs, buffer=None, algo_cfg={}, trainer_cfg={}, run_logger=None, seed=0)
+
+    killed = callback()
+    for _ in range(3):
+        killed.train_env.reset()
+    state = killed.state_dict()
+    ahead = killed.train_env.reset().info["query_index"].tolist()
+    resumed = callback()
+    resumed.load_state_dict(state)
+    assert resumed.train_env.reset().info["query_index"].tolist() == ahead
+    assert "not the uninterrupted one" not in capsys.readouterr().err
+    old = callback()
+    old.load_state_dict({k: v for k, v in state.items() if not k.endswith("_env_rng")})
+    err = capsys.readouterr().err
+    assert "train env's random streams" in err and "test env's random streams" in err
+    assert old.train_env.reset().info["query_index"].tolist() != ahead
+
+
 def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_checkpoint(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     # the second save of last.ckpt is cut in half and the process SIGKILLed before the rename: the

@@ -179,6 +179,13 @@ class EnvInteractionCallback(L.Callback):
         for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
             if f"{name}_rng" in state and hasattr(env, "set_rng_state"):
                 env.set_rng_state(state[f"{name}_rng"])
+            elif hasattr(env, "set_rng_state"):  # a checkpoint from before this env's state was kept
+                print(
+                    f"ptde.train: the checkpoint holds no state of the {name.replace('_', ' ')}'s random "
+                    "streams (written before a6ff9eb, 2026-12-07): its episodes start over from the seed, so "
+                    "the resumed run is not the uninterrupted one",
+                    file=sys.stderr,
+                )
         if "buffer" in state:  # a checkpoint of an earlier version, with the whole replay inside
             self.buffer.load_state_dict(state["buffer"])
         # the global RNGs are set when training starts: Lightning draws from them while restoring
