@@ -64,6 +64,64 @@ def test_gip_personalises_by_local_input():
     assert (mu_other - mu).abs().max() > 1e-3
 
 
+def test_without_a_ceiling_a_large_log_variance_overflows_and_with_one_it_stays_finite():
+    """The learning-to-rank GIP run that ended on a NaN TD loss at 486,464 env steps: the σ² head's
+    output reached ~512, exp gave inf. With variant.var_ceiling the head's log σ² is clamped before
+    exp, so σ² stays at the ceiling and the gradient stays finite (0 through the clamped entries)."""
+    torch.manual_seed(3)
+    inputs, state = torch.randn(2, 3, 4, D), torch.randn(2, 3, INFO.state_dim)
+    heads = {}
+    for ceiling in (None, 10.0):
+        gip = GIPModule(D, INFO.state_dim, 16, 32, var_floor=0.01, var_ceiling=ceiling)
+        with torch.no_grad():
+            gip.head.log_var[2].bias[:8] = 200.0  # exp(200) is past float32's range
+        heads[ceiling] = gip
+        mu, var = gip(inputs, state)
+        z = mu + var.sqrt() * torch.randn_like(mu)
+        if ceiling is None:
+            assert torch.isinf(var[..., :8]).all()
+            continue
+        assert torch.isfinite(var).all() and (var <= ceiling).all() and (var >= 0.01).all()
+        assert (var[..., :8] == ceiling).all()
+        z.square().sum().backward()
+        grads = [p.grad for p in gip.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        assert (gip.head.log_var[2].bias.grad[:8] == 0).all()  # clamped: no gradient through them
+        assert (gip.head.log_var[2].bias.grad[8:] != 0).any()
+    # below the ceiling the two heads compute the same σ²
+    with torch.no_grad():
+        heads[10.0].load_state_dict(heads[None].state_dict())
+        for gip in heads.values():
+            gip.head.log_var[2].bias.zero_()
+        torch.testing.assert_close(heads[10.0](inputs, state), heads[None](inputs, state), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "overrides,named",
+    [
+        (("algo=qmix_gip",), True),
+        (("algo=qmix_giu",), True),
+        (("algo=qmix_gip", "variant.var_ceiling=10"), False),
+        (("algo=qmix",), False),
+    ],
+)
+def test_a_non_finite_update_names_var_ceiling_for_a_giu_or_gip_run_without_one(overrides, named):
+    from ptde.envs.build import probe_env_info
+
+    cfg = compose_cfg(*overrides, "env=smac/3m")
+    learner = ValueDecompositionLearner(cfg, probe_env_info(cfg["env"]).__dict__)
+    assert ("variant.var_ceiling" in learner.variance_hint()) is named
+
+
+def test_a_var_ceiling_at_or_below_the_floor_is_refused():
+    from ptde.config.resolved import validate
+    from ptde.errors import ConfigError
+
+    cfg = compose_cfg("algo=qmix_gip", "env=smac/3m", "variant.var_ceiling=0.01")
+    with pytest.raises(ConfigError, match="variant.var_ceiling=0.01 must be above variant.var_floor=0.01"):
+        validate(cfg)
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("n,S", [(5, 99), (8, 228)])
 def test_factored_gip_equals_the_straightforward_formulation(dtype, tol, n, S):

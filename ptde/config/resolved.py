@@ -39,6 +39,11 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("max_env_steps", "test_interval", "test_episodes", "log_interval", "checkpoint_interval"):
         if cfg["trainer"][key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {cfg['trainer'][key]}")
+    ceiling, floor = cfg["variant"].get("var_ceiling"), cfg["variant"]["var_floor"]
+    if ceiling is not None and not ceiling > floor:
+        raise ConfigError(
+            f"variant.var_ceiling={ceiling} must be above variant.var_floor={floor} (or null: no ceiling)"
+        )
     tau = cfg["algo"].get("target_update_tau", 0.0)
     if not 0.0 <= tau <= 1.0:
         raise ConfigError(

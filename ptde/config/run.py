@@ -44,6 +44,9 @@ class VariantConfig:
     z_dim: int = 64
     hyper_hidden_dim: int = 64
     var_floor: float = 0.01
+    # Upper bound on GIU/GIP's σ² (None: none, as in the authors' code). Their σ² = exp(head) has
+    # no ceiling, and on learning to rank the head's output grew past exp's range (docs/ptde.md).
+    var_ceiling: float | None = None
     distill: DistillConfig = field(default_factory=DistillConfig)
 
 

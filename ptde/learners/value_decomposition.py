@@ -207,7 +207,7 @@ class ValueDecompositionLearner(StageOneLearner):
             raise FloatingPointError(
                 f"non-finite TD loss ({loss.item()}) at update {c.updates + 1}, env step {c.env_steps}: the run "
                 "stops before the parameters change, so checkpoints/last.ckpt is the last good state. Check the "
-                "env's rewards (env.reward_scale) and algo.lr."
+                "env's rewards (env.reward_scale) and algo.lr" + self.variance_hint() + "."
             )
         opt = self.optimizers()
         opt.zero_grad()
@@ -218,7 +218,8 @@ class ValueDecompositionLearner(StageOneLearner):
             c = self.counters
             raise FloatingPointError(
                 f"non-finite gradient norm ({float(grad_norm)}) at update {c.updates + 1}, env step {c.env_steps}: "
-                "the run stops before the parameters change, so checkpoints/last.ckpt is the last good state."
+                "the run stops before the parameters change, so checkpoints/last.ckpt is the last good state. "
+                "Check algo.lr" + self.variance_hint() + "."
             )
         opt.step()
         stats["train/grad_norm"] = float(grad_norm)
@@ -226,6 +227,14 @@ class ValueDecompositionLearner(StageOneLearner):
         for k, v in stats.items():
             self.pending_metrics.setdefault(k, []).append(v)
         self.update_targets_on_schedule()
+
+    def variance_hint(self) -> str:
+        """For a GIU/GIP run without a ceiling on σ²: a σ² head whose output passed exp's range ends
+        a run this way (docs/ptde.md), so the message names the knob."""
+        variant = self.hparams["cfg"]["variant"]
+        if variant["name"] == "none" or variant.get("var_ceiling") is not None:
+            return ""
+        return ", and variant.var_ceiling (GIU/GIP's σ² = exp(head output) has no ceiling by default)"
 
     def update_targets_on_schedule(self) -> None:
         """After each update: a soft update when `target_update_tau` > 0, else the hard copy once

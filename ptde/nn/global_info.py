@@ -1,7 +1,10 @@
 """PTDE's global-information modules (paper Section 3, Figures 1b and 2).
 
 All three end in the same distribution generator: μ = Linear(z,z)-LeakyReLU-Linear(z,z)(e) and
-σ² from a twin head, exponentiated and floored at `var_floor`.
+σ² from a twin head, exponentiated and floored at `var_floor`; with `var_ceiling` set, the head's
+log σ² is clamped at log(var_ceiling) before exp (the authors' code has no ceiling: a ceiling of
+1000·var_floor is commented out there; without one, exp overflows once the head's output passes
+~88, which ended a learning-to-rank GIP run, see docs/ptde.md).
 
 - `GIUModule`: e = Linear(s), one distribution shared by every agent of a timestep. The embedding is
   linear, as in the authors' GIU (`StateCoachNet` in chenyiqun/ptde-open); only GIP's
@@ -19,6 +22,7 @@ each agent's hidden vector u_i; no [|s| x z] matrix is ever built per agent-step
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -32,26 +36,30 @@ from ptde.registry import choose
 
 
 class DistributionHead(nn.Module):
-    """e [..., z] -> (μ, σ²) [..., z], σ² >= var_floor."""
+    """e [..., z] -> (μ, σ²) [..., z], var_floor <= σ² (<= var_ceiling when set)."""
 
-    def __init__(self, z_dim: int, var_floor: float) -> None:
+    def __init__(self, z_dim: int, var_floor: float, var_ceiling: float | None = None) -> None:
         super().__init__()
         self.var_floor = var_floor
+        self.log_var_max = None if var_ceiling is None else math.log(var_ceiling)
         self.mu = nn.Sequential(nn.Linear(z_dim, z_dim), nn.LeakyReLU(), nn.Linear(z_dim, z_dim))
         self.log_var = nn.Sequential(nn.Linear(z_dim, z_dim), nn.LeakyReLU(), nn.Linear(z_dim, z_dim))
 
     def forward(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mu(e), self.log_var(e).exp().clamp(min=self.var_floor)
+        log_var = self.log_var(e)
+        if self.log_var_max is not None:  # before exp: exp(x) of a large x is inf, and inf * 0 is a NaN gradient
+            log_var = log_var.clamp(max=self.log_var_max)
+        return self.mu(e), log_var.exp().clamp(min=self.var_floor)
 
 
 class GIUModule(nn.Module):
     """Global Information Unification: the same (μ, σ²) for all agents of a timestep."""
 
-    def __init__(self, state_dim: int, z_dim: int, var_floor: float) -> None:
+    def __init__(self, state_dim: int, z_dim: int, var_floor: float, var_ceiling: float | None = None) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.embed = nn.Linear(state_dim, z_dim)
-        self.head = DistributionHead(z_dim, var_floor)
+        self.head = DistributionHead(z_dim, var_floor, var_ceiling)
 
     def forward(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs [B, T, n, d] (unused but for n), state [B, T, S] -> μ, σ² [B, T, n, z]."""
@@ -64,7 +72,15 @@ class GIUModule(nn.Module):
 class GIPModule(nn.Module):
     """Global Information Personalization: a per-agent embedding of s made by a hypernetwork of o_i."""
 
-    def __init__(self, input_dim: int, state_dim: int, z_dim: int, hyper_hidden_dim: int, var_floor: float) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        state_dim: int,
+        z_dim: int,
+        hyper_hidden_dim: int,
+        var_floor: float,
+        var_ceiling: float | None = None,
+    ) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.state_dim = state_dim
@@ -73,7 +89,7 @@ class GIPModule(nn.Module):
         self.hyper_w_in = nn.Linear(input_dim, hyper_hidden_dim)
         self.hyper_w_out = nn.Linear(hyper_hidden_dim, state_dim * z_dim)
         self.hyper_b = nn.Linear(input_dim, z_dim)
-        self.head = DistributionHead(z_dim, var_floor)
+        self.head = DistributionHead(z_dim, var_floor, var_ceiling)
 
     def embedding(self, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """e_i = ELU(sᵀW(o_i) + b(o_i)) in factored form. inputs [B, T, n, d], state [B, T, S] -> [B, T, n, z]."""
@@ -129,11 +145,18 @@ def no_global_info(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> No
 
 
 def giu_module(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module:
-    return GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"])
+    return GIUModule(info.state_dim, variant["z_dim"], variant["var_floor"], variant.get("var_ceiling"))
 
 
 def gip_module(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module:
-    return GIPModule(input_dim, info.state_dim, variant["z_dim"], variant["hyper_hidden_dim"], variant["var_floor"])
+    return GIPModule(
+        input_dim,
+        info.state_dim,
+        variant["z_dim"],
+        variant["hyper_hidden_dim"],
+        variant["var_floor"],
+        variant.get("var_ceiling"),
+    )
 
 
 def build_global_info(variant: dict[str, Any], info: EnvInfo, input_dim: int) -> nn.Module | None:
