@@ -177,9 +177,11 @@ class EnvInteractionCallback(L.Callback):
         self.seconds_before_resume = state["train_seconds"]
         self.last_test = dict(state["last_test"])
         for name, env in (("train_env", self.train_env), ("test_env", self.test_env)):
-            if f"{name}_rng" in state and hasattr(env, "set_rng_state"):
+            if not hasattr(env, "set_rng_state"):  # no random streams of its own (see ptde.envs.base)
+                continue
+            if f"{name}_rng" in state:
                 env.set_rng_state(state[f"{name}_rng"])
-            elif hasattr(env, "set_rng_state"):  # a checkpoint from before this env's state was kept
+            else:  # a checkpoint from before this env's state was kept
                 print(
                     f"ptde.train: the checkpoint holds no state of the {name.replace('_', ' ')}'s random "
                     "streams (written before a6ff9eb, 2026-12-07): its episodes start over from the seed, so "
