@@ -180,6 +180,19 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path):
     ckpt.write_bytes(b"")
     camp = Campaign(cfg)
     assert [camp.status(r) for r in runs] == ["resume", "done", "new"]  # the same run name, another group
+    # a run that stopped on a non-finite loss is not retried (an exact resume fails the same way);
+    # one that failed otherwise (killed, a crashed engine) is resumed
+    results = ckpt.parent.parent / "results.json"
+    results.write_text(json.dumps({"status": "failed", "reason": "RuntimeError: GRF worker 3 failed on reset twice"}))
+    assert camp.status(runs[0]) == "resume"
+    nan = "FloatingPointError: non-finite TD loss (nan) at update 15198, env step 486464: ..."
+    results.write_text(json.dumps({"status": "failed", "reason": nan}))
+    assert camp.status(runs[0]) == "failed"
+    results.unlink()  # the committed copy says so too (a clean clone has no work folder)
+    committed = tmp_path / "out" / "lr" / "runs" / "qmix_2s3z_seed1"
+    committed.mkdir(parents=True)
+    (committed / "results.json").write_text(json.dumps({"status": "failed", "reason": nan}))
+    assert camp.status(runs[0]) == "failed"
     dup = {**cfg, "only": None}
     dup["campaign"] = {**cfg["campaign"], "groups": [{**g, "name": "x"} for g in cfg["campaign"]["groups"][:2]]}
     with pytest.raises(ConfigError, match="x/qmix_2s3z_seed0"):

@@ -111,6 +111,17 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
+def non_finite_failure(run_dir: Path) -> str | None:
+    """The reason of a run that stopped on a non-finite loss or gradient, else None. Resume is
+    exact, so resuming such a run replays the same updates into the same failure: it is not retried."""
+    try:
+        results = read_results(run_dir)
+    except (FileNotFoundError, ValueError):
+        return None
+    reason = str(results.get("reason") or "")
+    return reason if results.get("status") == "failed" and reason.startswith("FloatingPointError") else None
+
+
 def copy_artefacts(run_dir: Path, dest: Path) -> None:
     """The run's small files only (never checkpoints, teacher data or logger folders)."""
     tmp = dest.with_name(dest.name + ".tmp")
@@ -147,10 +158,13 @@ class Campaign:
         return self.work / run.group / run.name
 
     def status(self, run: CampaignRun) -> str:
-        """done (artefacts committed), copy (finished, not copied yet), resume (has a checkpoint), new."""
+        """done (artefacts committed), failed (stopped on a non-finite loss or gradient: not retried),
+        copy (finished, not copied yet), resume (has a checkpoint), new."""
         if is_finished(self.artefacts(run)):
             return "done"
         run_dir = self.work_dir(run)
+        if non_finite_failure(run_dir) or non_finite_failure(self.artefacts(run)):
+            return "failed"
         if is_finished(run_dir):
             return "copy"
         return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
@@ -225,6 +239,11 @@ class Campaign:
         for r, s in plan:
             if s == "copy":
                 copy_artefacts(self.work_dir(r), self.artefacts(r))
+            if s == "failed":
+                self.failed.append(r.key)
+                print(f"[campaign] {r.key}: not resumed, it stopped on a non-finite loss or gradient and an exact "
+                      f"resume replays it into the same failure (results.json reason); to start it over, remove "
+                      f"{self.work_dir(r)} and {self.artefacts(r)}", flush=True)  # fmt: skip
         todo = [r for r, s in plan if s in ("new", "resume")]
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
