@@ -104,22 +104,23 @@ def train_command(cfg: dict[str, Any], run: CampaignRun, run_dir: Path) -> list[
     ]  # fmt: skip
 
 
+def results_of(run_dir: Path) -> dict[str, Any]:
+    """A run folder's results.json, or {} where there is none (yet) or it is unreadable."""
+    try:
+        return read_results(run_dir)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def is_finished(run_dir: Path) -> bool:
-    try:
-        return read_results(run_dir).get("status") == "finished"
-    except (FileNotFoundError, ValueError):
-        return False
+    return results_of(run_dir).get("status") == "finished"
 
 
-def non_finite_failure(run_dir: Path) -> str | None:
-    """The reason of a run that stopped on a non-finite loss or gradient, else None. Resume is
-    exact, so resuming such a run replays the same updates into the same failure: it is not retried."""
-    try:
-        results = read_results(run_dir)
-    except (FileNotFoundError, ValueError):
-        return None
-    reason = str(results.get("reason") or "")
-    return reason if results.get("status") == "failed" and reason.startswith("FloatingPointError") else None
+def stopped_non_finite(run_dir: Path) -> bool:
+    """A run that stopped on a non-finite loss or gradient. Resume is exact, so resuming it would
+    replay the same updates into the same failure: it is not retried."""
+    results = results_of(run_dir)
+    return results.get("status") == "failed" and str(results.get("reason") or "").startswith("FloatingPointError")
 
 
 def copy_artefacts(run_dir: Path, dest: Path) -> None:
@@ -163,7 +164,7 @@ class Campaign:
         if is_finished(self.artefacts(run)):
             return "done"
         run_dir = self.work_dir(run)
-        if non_finite_failure(run_dir) or non_finite_failure(self.artefacts(run)):
+        if stopped_non_finite(run_dir) or stopped_non_finite(self.artefacts(run)):
             return "failed"
         if is_finished(run_dir):
             return "copy"
