@@ -112,3 +112,16 @@ def test_non_finite_loss_stops_the_run_as_failed(tmp_path, tiny_overrides):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "failed"
     assert "non-finite TD loss" in results["reason"] and "env_steps" not in results
+
+
+def test_a_non_finite_ppo_loss_stops_a_mappo_run_in_the_wording_the_campaign_reads(tmp_path):
+    # `ptde.tools.campaign` does not retry a run whose reason starts with FloatingPointError
+    run_dir = tmp_path / "nan_mappo"
+    proc = run_module(
+        "ptde.train", "algo=mappo", "env=smac/3m", "logger=csv", "trainer.max_env_steps=2000",
+        "trainer.progress_bar=false", "env.reward_scale=nan", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert proc.returncode != 0
+    reason = json.loads((run_dir / "results.json").read_text())["reason"]
+    assert reason.startswith("FloatingPointError: non-finite PPO loss (actor ")
+    assert "at update 1, env step " in reason and reason.endswith("Check env.reward_scale and algo.lr.")

@@ -109,6 +109,16 @@ class StageOneLearner(L.LightningModule):
         self.pending_metrics = {}
         return out
 
+    def non_finite(self, what: str, check: str) -> FloatingPointError:
+        """The error an update raises on a NaN or inf, before the parameters change: one wording for
+        every learner, since `ptde.tools.campaign` tells such a failure (not retried) by it. `what`
+        names the quantity and its value, `check` the settings to look at."""
+        c = self.counters
+        return FloatingPointError(
+            f"non-finite {what} at update {c.updates + 1}, env step {c.env_steps}: the run stops before the "
+            f"parameters change, so checkpoints/last.ckpt is the last good state. Check {check}."
+        )
+
     @classmethod
     def from_checkpoint_dict(cls, ckpt: dict[str, Any]) -> StageOneLearner:
         """Rebuild from a checkpoint already read (`ptde.data.checkpoint.load_checkpoint`)."""

@@ -340,11 +340,9 @@ class MAPPOLearner(StageOneLearner):
                 value_loss = self.value_objective(r, idx)
                 critic_loss = a["value_loss_coef"] * value_loss
                 if not (torch.isfinite(actor_loss) and torch.isfinite(critic_loss)):
-                    c = self.counters
-                    raise FloatingPointError(
-                        f"non-finite PPO loss (actor {actor_loss.item()}, critic {critic_loss.item()}) at update "
-                        f"{c.updates + 1}, env step {c.env_steps}: the run stops before the parameters change, so "
-                        "checkpoints/last.ckpt is the last good state. Check env.reward_scale and algo.lr."
+                    raise self.non_finite(
+                        f"PPO loss (actor {actor_loss.item()}, critic {critic_loss.item()})",
+                        "env.reward_scale and algo.lr",
                     )
                 actor_opt.zero_grad()
                 critic_opt.zero_grad()

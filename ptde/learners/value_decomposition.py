@@ -203,11 +203,8 @@ class ValueDecompositionLearner(StageOneLearner):
         batch = {k: v.to(self.device) for k, v in batch.items()}
         loss, stats = self.compute_loss(batch)
         if not torch.isfinite(loss):
-            c = self.counters
-            raise FloatingPointError(
-                f"non-finite TD loss ({loss.item()}) at update {c.updates + 1}, env step {c.env_steps}: the run "
-                "stops before the parameters change, so checkpoints/last.ckpt is the last good state. Check the "
-                "env's rewards (env.reward_scale) and algo.lr" + self.variance_hint() + "."
+            raise self.non_finite(
+                f"TD loss ({loss.item()})", "the env's rewards (env.reward_scale) and algo.lr" + self.variance_hint()
             )
         opt = self.optimizers()
         opt.zero_grad()
@@ -215,12 +212,7 @@ class ValueDecompositionLearner(StageOneLearner):
         params = [p for g in opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.algo["grad_norm_clip"])
         if not torch.isfinite(grad_norm):
-            c = self.counters
-            raise FloatingPointError(
-                f"non-finite gradient norm ({float(grad_norm)}) at update {c.updates + 1}, env step {c.env_steps}: "
-                "the run stops before the parameters change, so checkpoints/last.ckpt is the last good state. "
-                "Check algo.lr" + self.variance_hint() + "."
-            )
+            raise self.non_finite(f"gradient norm ({float(grad_norm)})", "algo.lr" + self.variance_hint())
         opt.step()
         stats["train/grad_norm"] = float(grad_norm)
         self.counters.updates += 1
