@@ -141,6 +141,34 @@ def test_duplicate_seed_is_not_averaged_twice(sweep: Path):
     assert any("duplicate" in i and "qmix on 3m, seed 0" in i for i in issues)
 
 
+def test_only_reports_one_groups_qmix_against_another_groups_qmix_gip(tmp_path: Path):
+    # a campaign with two groups (lr_a, lr_b) of the same algos and seeds: without `only` the
+    # duplicates of lr_b are dropped; with it, lr_a's qmix and lr_b's qmix_gip make the table
+    root = tmp_path / "campaign"
+    for group, bonus in (("lr_a", 0.0), ("lr_b", 0.125)):
+        for algo in ("qmix", "qmix_gip"):
+            for seed in range(3):
+                write_run(root / group / "runs", algo, "3m", seed, **{"test/win_rate": WIN[(algo, "3m")][seed] - bonus})
+    out = tmp_path / "report"
+    proc = run_module(
+        "ptde.report", f"source={root}", "only=[lr_a/runs/qmix_3m_*,lr_b/runs/qmix_gip_*]", f"out={out}",
+        "bootstrap_reps=100",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    values = read_values(out)
+    assert values.loc[("3m", "qmix"), "mean"] == pytest.approx(np.mean(WIN[("qmix", "3m")]))
+    assert values.loc[("3m", "qmix_gip"), "mean"] == pytest.approx(np.mean(WIN[("qmix_gip", "3m")]) - 0.125)
+    assert values.loc[("3m", "qmix"), "n"] == 3 and values.loc[("3m", "qmix_gip"), "n"] == 3
+    assert "duplicate" not in (out / "issues.txt").read_text()  # the other group's runs were never read
+    # a pattern that matches nothing names the runs there are
+    records, _ = load_source(root, only=["lr_b/runs/*"])
+    assert sorted(r.name for r in records) == sorted(f"{a}_3m_seed{s}" for a in ("qmix", "qmix_gip") for s in range(3))
+    with pytest.raises(FileNotFoundError, match=r"'lr_c/\*' matches no run under .*\n  lr_a/runs/qmix_3m_seed0"):
+        load_source(root, only=["lr_c/*"])
+    proc = run_module("ptde.report", f"source={root}", "only=[lr_c/*]", f"out={out}")
+    assert proc.returncode == 2 and "lr_b/runs/qmix_gip_3m_seed2" in proc.stderr
+
+
 def test_fewer_seeds_are_marked_and_aggregate_uses_rliable_iqm(sweep: Path, tmp_path: Path):
     shutil.rmtree(sweep / "qmix_2s3z_seed2")
     out = tmp_path / "report"

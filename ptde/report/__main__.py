@@ -1,4 +1,4 @@
-"""`python -m ptde.report source=<multirun folder> [out=<folder>]` or `source=wandb project=ptde`.
+"""`python -m ptde.report source=<multirun folder> [out=<folder>] [only=[<pattern>,...]]` or `source=wandb project=ptde`.
 
 Writes the report folder (index.md, table_*.md/csv, curves_*.png, distill_*.png, aggregate_*.csv)
 and prints the path of index.md. `wandb_report=true` also builds the wandb report: saved to the
@@ -29,10 +29,12 @@ def main(cfg: DictConfig) -> None:
     c = to_container(cfg)
     try:
         if c["source"] == "wandb":
+            if c["only"] is not None:
+                raise RuntimeError("only= picks run folders under a source folder; a wandb project has none")
             every, issues = load_wandb_project(c["project"], c["entity"], unique=False)
             out = Path(c["out"] or "report")
         else:
-            every, issues = load_source(Path(c["source"]), unique=False)
+            every, issues = load_source(Path(c["source"]), unique=False, only=c["only"])
             out = Path(c["out"] or Path(c["source"]) / "report")
     except (RuntimeError, FileNotFoundError) as exc:
         print(f"ptde.report: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +174,29 @@ def find_run_folders(source: Path) -> tuple[list[Path], list[Path]]:
     return sorted(runs), sorted(wandb_runs)
 
 
-def load_source(source: Path, unique: bool = True) -> tuple[list[RunRecord], list[str]]:
+def select_runs(source: Path, folders: list[Path], only: list[str]) -> list[Path]:
+    """The folders whose path under `source` matches one of the fnmatch patterns `only`: a
+    comparison across the groups of a campaign (one group's QMIX against another's GIP) is one
+    report without copying runs around. A pattern that matches nothing is an error naming the
+    folders there are, since a misspelt group would otherwise drop a row silently."""
+    rel = {d: d.relative_to(source).as_posix() for d in folders}
+    for pattern in only:
+        if not any(fnmatch(r, pattern) for r in rel.values()):
+            listed = "\n  ".join(sorted(rel.values())) or "(none)"
+            raise FileNotFoundError(f"only: '{pattern}' matches no run under {source}; the runs there:\n  {listed}")
+    return [d for d in folders if any(fnmatch(rel[d], p) for p in only)]
+
+
+def load_source(source: Path, unique: bool = True, only: list[str] | None = None) -> tuple[list[RunRecord], list[str]]:
     """All usable runs under a folder, and one issue line per run left out (`unique=False`: keep
-    runs of the same algo, env and seed, e.g. the jobs of a sweep over another key; see `dedupe`)."""
+    runs of the same algo, env and seed, e.g. the jobs of a sweep over another key; see `dedupe`).
+    `only`: just the runs whose path under the folder matches one of these patterns (`select_runs`)."""
     if not source.is_dir():
         raise FileNotFoundError(f"report source {source} is not a folder")
     run_dirs, wandb_dirs = find_run_folders(source)
+    if only is not None:
+        picked = set(select_runs(source, run_dirs + wandb_dirs, only))
+        run_dirs, wandb_dirs = [d for d in run_dirs if d in picked], [d for d in wandb_dirs if d in picked]
     by_id: dict[str, list[Path]] = {}
     for d in sorted(wandb_dirs, key=lambda d: d.name):  # offline-run-<date_time>-<id>: time order
         by_id.setdefault(offline_run_id(d), []).append(d)
