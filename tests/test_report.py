@@ -160,9 +160,10 @@ def test_only_reports_one_groups_qmix_against_another_groups_qmix_gip(tmp_path: 
     assert values.loc[("3m", "qmix_gip"), "mean"] == pytest.approx(np.mean(WIN[("qmix_gip", "3m")]) - 0.125)
     assert values.loc[("3m", "qmix"), "n"] == 3 and values.loc[("3m", "qmix_gip"), "n"] == 3
     assert "duplicate" not in (out / "issues.txt").read_text()  # the other group's runs were never read
-    # a pattern that matches nothing names the runs there are
+    # one group alone, every algo of it
     records, _ = load_source(root, only=["lr_b/runs/*"])
     assert sorted(r.name for r in records) == sorted(f"{a}_3m_seed{s}" for a in ("qmix", "qmix_gip") for s in range(3))
+    # a pattern that matches nothing names the runs there are
     with pytest.raises(FileNotFoundError, match=r"'lr_c/\*' matches no run under .*\n  lr_a/runs/qmix_3m_seed0"):
         load_source(root, only=["lr_c/*"])
     proc = run_module("ptde.report", f"source={root}", "only=[lr_c/*]", f"out={out}")
