@@ -166,6 +166,8 @@ def test_only_reports_one_groups_qmix_against_another_groups_qmix_gip(tmp_path: 
     # a pattern that matches nothing names the runs there are
     with pytest.raises(FileNotFoundError, match=r"'lr_c/\*' matches no run under .*\n  lr_a/runs/qmix_3m_seed0"):
         load_source(root, only=["lr_c/*"])
+    with pytest.raises(FileNotFoundError, match=r"'LR_B/runs/\*' matches no run"):  # case counts, as in the campaign's
+        load_source(root, only=["LR_B/runs/*"])
     proc = run_module("ptde.report", f"source={root}", "only=[lr_c/*]", f"out={out}")
     assert proc.returncode == 2 and "lr_b/runs/qmix_gip_3m_seed2" in proc.stderr
 

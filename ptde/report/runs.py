@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from fnmatch import fnmatch
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +175,17 @@ def find_run_folders(source: Path) -> tuple[list[Path], list[Path]]:
 
 
 def select_runs(source: Path, folders: list[Path], only: list[str]) -> list[Path]:
-    """The folders whose path under `source` matches one of the fnmatch patterns `only`: a
-    comparison across the groups of a campaign (one group's QMIX against another's GIP) is one
-    report without copying runs around. A pattern that matches nothing is an error naming the
-    folders there are, since a misspelt group would otherwise drop a row silently."""
+    """The folders whose path under `source` matches one of the fnmatch patterns `only`
+    (case-sensitive on every platform, as the campaign's `only`): a comparison across the groups
+    of a campaign (one group's QMIX against another's GIP) is one report without copying runs
+    around. A pattern that matches nothing is an error naming the folders there are, since a
+    misspelt group would otherwise drop a row silently."""
     rel = {d: d.relative_to(source).as_posix() for d in folders}
     for pattern in only:
-        if not any(fnmatch(r, pattern) for r in rel.values()):
+        if not any(fnmatchcase(r, pattern) for r in rel.values()):
             listed = "\n  ".join(sorted(rel.values())) or "(none)"
             raise FileNotFoundError(f"only: '{pattern}' matches no run under {source}; the runs there:\n  {listed}")
-    return [d for d in folders if any(fnmatch(rel[d], p) for p in only)]
+    return [d for d in folders if any(fnmatchcase(rel[d], p) for p in only)]
 
 
 def load_source(source: Path, unique: bool = True, only: list[str] | None = None) -> tuple[list[RunRecord], list[str]]:
