@@ -4,7 +4,8 @@ Greedy evaluation of a saved run, rebuilt from the config stored in its checkpoi
 `mode=centralized` runs the stage-1 policy (GIU/GIP agents read the state);
 `mode=decentralized` runs the distilled student (`*_KD`), which never sees the state.
 `z=mean` makes a GIU/GIP teacher act on its mean μ instead of its sampled z (centralized only).
-A win rate comes with its standard error over the episodes, sqrt(p(1-p)/n).
+The success metric comes with its standard error over the episodes (`eval/<metric>_se`: its
+std / sqrt(n), for a win rate sqrt(p(1-p)/n)).
 Writes `eval_<mode>.json` beside the run's results.json. `render=true` also saves one greedy
 episode as an animated GIF (`render_<mode>.gif` in the run folder, or `render_path`).
 """
@@ -59,10 +60,10 @@ def evaluate(
         split="test",
     )
     metrics = test_policy(env, policy, learner.info.n_actions, episodes, prefix="eval")
+    metric = env.get_env_info().success_metric
     env.close()
-    if "eval/win_rate" in metrics:  # a mean of n Bernoulli outcomes
-        p, n = metrics["eval/win_rate"], max(metrics["eval/episodes"], 1.0)
-        metrics["eval/win_rate_se"] = (p * (1.0 - p) / n) ** 0.5
+    # std over the episodes / sqrt(n): for a win rate the binomial sqrt(p(1-p)/n), for ndcg@k its own
+    metrics[f"eval/{metric}_se"] = metrics[f"eval/{metric}_std"] / max(metrics["eval/episodes"], 1.0) ** 0.5
     return {
         **metrics,
         "episodes": episodes,

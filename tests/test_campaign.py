@@ -58,6 +58,22 @@ def test_efficiency_table_over_seeds():
     assert gip.iloc[0] == "0/1" and gip["env steps to first ≥ threshold"] == "never"
 
 
+def test_the_standard_error_of_a_final_test_is_the_metrics_spread_and_a_missing_one_a_marked_bound():
+    def ltr(seed: int, **std: float) -> RunRecord:
+        results = {"status": "finished", "algo": "qmix", "env": "synthetic", "env_family": "ltr", "seed": seed,
+                   "success_metric": "ndcg@10", "test/ndcg@10": 0.9, "test/episodes": 3000.0, **std}  # fmt: skip
+        return RunRecord(
+            f"qmix_{seed}", results, pd.DataFrame({"env_steps": [0, 10], "test/ndcg@10": [0.5, 0.9]}), None
+        )
+
+    logged = efficiency_table(run_efficiency([ltr(0, **{"test/ndcg@10_std": 0.1})], 0.8), "ltr", 0.8)
+    assert logged.iloc[0]["SE of one final test"] == f"{0.1 / np.sqrt(3000):.3f}" == "0.002"
+    older = efficiency_table(run_efficiency([ltr(0)], 0.8), "ltr", 0.8)  # a run from before the key
+    assert older.iloc[0]["SE of one final test"] == f"≤ {np.sqrt(0.9 * 0.1 / 3000):.3f}" == "≤ 0.005"
+    # win rates are 0/1 per episode: without the key the binomial is the SE itself, unmarked
+    assert not run_efficiency([record("qmix", 0, [0, 10], [0.0, 0.5])], 0.8)["se_is_bound"].any()
+
+
 def campaign(tmp, *args: str) -> list[str]:
     return [
         sys.executable, "-m", "ptde.tools.campaign", "budget=smoke", "jobs=2", "nice=0",

@@ -314,6 +314,31 @@ def test_test_split_sweeps_every_query_once(tmp_path: Path) -> None:
     assert epoch == list(range(42))  # one epoch serves every training query once
 
 
+def test_a_test_reports_the_mean_ndcg_and_its_spread_over_every_test_query(tmp_path: Path) -> None:
+    """The report's standard error of a test is test/ndcg@10_std / sqrt(episodes): the spread of the
+    graded metric over the queries, which the binomial sqrt(p(1-p)/n) only bounds."""
+    from ptde.rollout import test_policy
+
+    class Flat:  # every document the same score: each query ranked in slate order
+        uses_state = False
+
+        def act(self, inputs, hidden):
+            return torch.zeros(*inputs.shape[:3], 10), hidden
+
+    env = RankingEnv(tiny_cfg(tmp_path), batch_size=5, seed=0, split="test")
+    per_query = []
+    for _ in range(env.sweep_batches):
+        valid = env.reset().info["valid"]
+        per_query.append(env.step(torch.zeros(5, 10, dtype=torch.long)).reward[valid])
+    per_query = torch.cat(per_query)  # [18]: every test query once, the last batch's padding left out
+    out = test_policy(env, Flat(), 10, episodes=32)
+    assert out["test/episodes"] == 18.0
+    assert out["test/ndcg@10"] == pytest.approx(per_query.mean().item())
+    assert out["test/ndcg@10_std"] == pytest.approx(per_query.std(unbiased=False).item())
+    p = out["test/ndcg@10"]
+    assert 0 < out["test/ndcg@10_std"] ** 2 < p * (1 - p)  # a graded score: below the binomial bound
+
+
 def test_the_query_stream_round_trips_through_a_checkpoint_so_a_resumed_env_serves_the_same_queries(
     tmp_path: Path,
 ) -> None:

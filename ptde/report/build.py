@@ -45,8 +45,9 @@ def efficiency_section(per_run: pd.DataFrame, family: str, threshold: float, out
         "",
         "Env steps to the first greedy test at or above the threshold (mean ± std over the seeds that "
         "reached it), and the area under the test curve divided by its env-step span (the curve's mean "
-        "level); peak and final test show a collapse after a peak; the SE is the binomial standard error "
-        "of one final test. Per-run values: [efficiency_runs.csv](efficiency_runs.csv).",
+        "level); peak and final test show a collapse after a peak; the SE is the standard error of one "
+        "final test (the metric's std over its episodes / √episodes; `≤` marks a binomial bound, for runs "
+        "that did not log that std and a graded metric). Per-run values: [efficiency_runs.csv](efficiency_runs.csv).",
         "",
         markdown(eff),
         "",

@@ -5,8 +5,10 @@ Per run, from its greedy test curve (`test/<metric>` against env steps):
 - `auc`: the area under the test curve divided by its env-step span (trapezoids over the logged
   tests), i.e. the curve's mean level in [0, 1]; a run that learns early scores higher;
 - `peak` and `final`: the best and the last test, so a collapse after a peak is visible;
-- `final_se`: the binomial standard error sqrt(p(1-p)/episodes) of the final test, the noise of one
-  test of `test/episodes` (32) episodes around the policy's true win rate.
+- `final_se`: the standard error of the final test, std / sqrt(episodes) of the metric over its
+  `test/episodes` episodes (`test/<metric>_std`), the noise of one test around the policy's true
+  score; a run that predates that key gets the binomial sqrt(p(1-p)/episodes), the same for a 0/1
+  metric (win rate) and only an upper bound for a graded one (ndcg@k), so `se_is_bound` marks it.
 
 Per (family, env, algo) the table gives how many seeds reached the threshold, the mean ± std
 (ddof=0) of the steps over the seeds that did, and mean ± std of auc, peak and final.
@@ -19,6 +21,8 @@ import pandas as pd
 
 from ptde.report.runs import RunRecord, metric_curve
 from ptde.report.tables import row_order
+
+BINARY_METRICS = {"win_rate"}  # a 0/1 outcome per episode (football's goals too): the binomial SE is exact
 
 
 def curve_efficiency(steps: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
@@ -34,6 +38,16 @@ def curve_efficiency(steps: np.ndarray, score: np.ndarray, threshold: float) -> 
     }
 
 
+def final_standard_error(results: dict, metric: str, final: float) -> dict[str, float | bool]:
+    """final_se and se_is_bound of a run's final test (see the module's docstring)."""
+    episodes = float(results.get("test/episodes", float("nan")))
+    std = results.get(f"test/{metric}_std")
+    if std is not None and np.isfinite(std):
+        return {"final_se": float(std / np.sqrt(episodes)), "se_is_bound": False}
+    se = float(np.sqrt(final * (1 - final) / episodes)) if final <= 1 else float("nan")
+    return {"final_se": se, "se_is_bound": metric not in BINARY_METRICS}
+
+
 def run_efficiency(records: list[RunRecord], threshold: float) -> pd.DataFrame:
     """One row per run with a test curve: family, env, algo, seed and the curve_efficiency values."""
     rows = []
@@ -42,10 +56,9 @@ def run_efficiency(records: list[RunRecord], threshold: float) -> pd.DataFrame:
         if curve is not None:
             base = {"family": r.family, "env": r.env, "algo": r.algo, "seed": r.seed, "metric": r.metric}
             eff = curve_efficiency(*curve, threshold)
-            episodes = float(r.results.get("test/episodes", float("nan")))
-            se = float(np.sqrt(eff["final"] * (1 - eff["final"]) / episodes)) if eff["final"] <= 1 else float("nan")
-            rows.append(base | eff | {"final_se": se})
-    cols = ["family", "env", "algo", "seed", "metric", "steps_to_threshold", "auc", "peak", "final", "final_se"]
+            rows.append(base | eff | final_standard_error(r.results, r.metric, eff["final"]))
+    cols = ["family", "env", "algo", "seed", "metric", "steps_to_threshold", "auc", "peak", "final"]
+    cols += ["final_se", "se_is_bound"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -72,7 +85,9 @@ def efficiency_table(per_run: pd.DataFrame, family: str, threshold: float) -> pd
                 "AUC (mean test score)": ms(a["auc"], ".3f"),
                 "peak test": ms(a["peak"], ".3f"),
                 "final test": ms(a["final"], ".3f"),
-                "SE of one final test": f"{a['final_se'].mean():.3f}" if a["final_se"].notna().any() else "–",
+                "SE of one final test": ("≤ " if a["se_is_bound"].any() else "") + f"{a['final_se'].mean():.3f}"
+                if a["final_se"].notna().any()
+                else "–",
             }
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(table):

@@ -10,7 +10,7 @@ from ptde.rollout.episodes import Actor, run_episodes
 
 
 def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int, prefix: str = "test") -> dict:
-    """Greedy episodes; returns the mean success metric, return and length.
+    """Greedy episodes; returns the mean success metric (and its per-episode std), return and length.
 
     Episodes an env broke off (`dropped`: a restarted engine worker) are left out and counted.
     An env with `sweep_batches` (ranking: every test query once) is swept whole and `episodes`
@@ -29,16 +29,22 @@ def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int
     dropped &= keep
     keep &= ~dropped  # an episode broken off by a restarted engine is no test of the policy
 
+    def kept(values: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(values).float()[keep]  # [episodes kept]
+
     def mean(values: list[torch.Tensor]) -> float:
-        return torch.cat(values).float()[keep].mean().item()
+        return kept(values).mean().item()
 
     metric = env.get_env_info().success_metric
     out = {}
     info_keys = sorted(batches[0].info) if batches[0].info else []
     for key in info_keys:
         out[f"{prefix}/{key}"] = mean([b.info[key] for b in batches])
-    if metric not in info_keys:
-        out[f"{prefix}/{metric}"] = mean([b.won for b in batches])
+    per_episode = kept([b.info[metric] for b in batches] if metric in info_keys else [b.won for b in batches])
+    out[f"{prefix}/{metric}"] = per_episode.mean().item()
+    # the metric's spread over the episodes: std / sqrt(episodes) is the test's standard error, for a
+    # graded metric (ndcg@k) well below the binomial sqrt(p(1-p)/episodes), which only bounds it
+    out[f"{prefix}/{metric}_std"] = per_episode.std(unbiased=False).item()
     returns = torch.cat([b.episode_return for b in batches])[keep]
     out[f"{prefix}/return"] = returns.mean().item()
     out[f"{prefix}/return_std"] = returns.std(unbiased=False).item()
