@@ -103,8 +103,10 @@ def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
     # 2. the same command resumes it and trains the rest
     second = subprocess.run(campaign(tmp_path), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
-    if qmix_first["status"] != "finished":
-        assert re.search(r"qmix_3m_seed0 +resume", second.stdout), second.stdout
+    if qmix_first["status"] != "finished":  # the plan says how far its checkpoint got of its own budget
+        assert re.search(r"qmix_3m_seed0 +resume +checkpoint at [\d,]+ of 3,000 env steps \(\d+%\)", second.stdout), (
+            second.stdout
+        )
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -128,6 +130,9 @@ def test_smoke_campaign_is_resumable_and_commits_only_small_artefacts(tmp_path):
     third = subprocess.run(campaign(tmp_path), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0, third.stdout + third.stderr
     assert "0 runs trained or resumed" in third.stdout and third.stdout.count(" done") == 2
+    assert re.search(
+        r"qmix_gip_3m_seed0 +done +final win_rate \d\.\d{3}, student \d\.\d{3}, [\d,]+ env steps", third.stdout
+    )
     assert mtimes == {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
 
 
@@ -209,6 +214,22 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path):
     committed.mkdir(parents=True)
     (committed / "results.json").write_text(json.dumps({"status": "failed", "reason": nan}))
     assert camp.status(runs[0]) == "failed"
+    # the plan's line says where each run stands: a failure's first clause, a finished run's scores
+    assert (
+        camp.progress(runs[0], "failed")
+        == "FloatingPointError: non-finite TD loss (nan) at update 15198, env step 486464"
+    )
+    scores = {
+        "success_metric": "win_rate",
+        "test/win_rate": 0.75,
+        "eval/decentralized_win_rate": 0.625,
+        "env_steps": 2000,
+    }
+    (done / "results.json").write_text(json.dumps({"status": "finished", **scores}))
+    assert camp.progress(runs[1], "done") == "final win_rate 0.750, student 0.625, 2,000 env steps"
+    assert camp.progress(runs[2], "new") == ""
+    (committed / "results.json").unlink()
+    assert camp.progress(runs[0], "resume").startswith("checkpoint or config.yaml unreadable")  # the empty .ckpt
     dup = {**cfg, "only": None}
     dup["campaign"] = {**cfg["campaign"], "groups": [{**g, "name": "x"} for g in cfg["campaign"]["groups"][:2]]}
     with pytest.raises(ConfigError, match="x/qmix_2s3z_seed0"):

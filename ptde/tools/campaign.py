@@ -14,6 +14,7 @@ end of a session leaves whole cells of the table as early as possible.
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import os
 import shlex
@@ -123,6 +124,16 @@ def stopped_non_finite(run_dir: Path) -> bool:
     return results.get("status") == "failed" and str(results.get("reason") or "").startswith("FloatingPointError")
 
 
+def last_logged_env_steps(metrics_csv: Path) -> int:
+    """The env steps of metrics.csv's last row (0 when there is none)."""
+    try:
+        with metrics_csv.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("env_steps")]
+    except FileNotFoundError:
+        return 0
+    return int(float(rows[-1]["env_steps"])) if rows else 0
+
+
 def copy_artefacts(run_dir: Path, dest: Path) -> None:
     """The run's small files only (never checkpoints, teacher data or logger folders)."""
     tmp = dest.with_name(dest.name + ".tmp")
@@ -169,6 +180,37 @@ class Campaign:
         if is_finished(run_dir):
             return "copy"
         return "resume" if (run_dir / "checkpoints" / "last.ckpt").exists() else "new"
+
+    def progress(self, run: CampaignRun, status: str) -> str:
+        """Where a run stands, for the plan's line: a finished run's final test (and its student's),
+        a resumable one's checkpoint against its budget and how far its log got past it (what the
+        killed process trained after the checkpoint is trained again), a failed one's reason."""
+        if status in ("done", "copy", "failed"):
+            folder = self.artefacts(run) if status == "done" else self.work_dir(run)
+            res = results_of(folder) or results_of(self.artefacts(run))
+            if status == "failed":  # the exception and its first clause: "FloatingPointError: non-finite TD loss ..."
+                return ": ".join(str(res.get("reason") or "").split(": ")[:2])
+            metric = res.get("success_metric", "win_rate")
+            parts = [f"final {metric} {res[f'test/{metric}']:.3f}"] if res.get(f"test/{metric}") is not None else []
+            if res.get(f"eval/decentralized_{metric}") is not None:
+                parts.append(f"student {res[f'eval/decentralized_{metric}']:.3f}")
+            return ", ".join(parts + [f"{int(res.get('env_steps', 0)):,} env steps"])
+        if status != "resume":
+            return ""
+        from ptde.data.checkpoint import load_checkpoint  # torch: only for a run with a checkpoint
+        from ptde.experiment.resume import saved_config
+
+        run_dir = self.work_dir(run)
+        try:
+            at = int(load_checkpoint(run_dir / "checkpoints" / "last.ckpt").get("ptde_counters", {})["env_steps"])
+            budget = int(saved_config(run_dir)["trainer"]["max_env_steps"])  # the run's own (smoke or full)
+        except Exception as exc:  # noqa: BLE001 - the resume itself names what is wrong with the run folder
+            return f"checkpoint or config.yaml unreadable ({type(exc).__name__})"
+        if "1" in results_of(run_dir).get("stages_done", []):
+            return f"stage 1 finished at {at:,} env steps; stage 2 to run"
+        line = f"checkpoint at {at:,} of {budget:,} env steps ({at / budget:.0%})"
+        logged = last_logged_env_steps(run_dir / "metrics.csv")
+        return line + (f", logged to {logged:,}" if logged > at else "")
 
     def train(self, run: CampaignRun) -> None:
         """One run to its end; an error is reported and counted, never allowed to stop the others."""
@@ -234,7 +276,8 @@ class Campaign:
     def run(self) -> int:
         plan = [(r, self.status(r)) for r in self.runs]
         for r, s in plan:
-            print(f"[campaign] {r.key:<32} {s}", flush=True)
+            detail = self.progress(r, s)
+            print(f"[campaign] {r.key:<32} {s:<6}  {detail}".rstrip(), flush=True)
         if self.cfg["dry_run"]:
             return 0
         for r, s in plan:
