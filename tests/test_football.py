@@ -344,3 +344,40 @@ def test_the_engines_rngs_round_trip_through_a_checkpoint_so_a_resumed_env_plays
             again.close()
         # from the seed alone the engines replay the run's first episode (the opponents move otherwise)
         assert same == ([True, True] if restore else [False, False])
+
+
+def test_a_sigterm_to_the_whole_process_group_leaves_the_engines_rngs_to_the_parents_checkpoint() -> None:
+    """A campaign's stop (and Ctrl-C, a scheduler) signals the training process's whole group; the
+    parent then checkpoints, reading its engines' RNGs. The workers must outlive the signal: a worker
+    killed by it is restarted to answer, and the checkpoint holds the restarted worker's RNG, not the
+    run's (a resumed run would play other episodes)."""
+    import subprocess
+    import sys
+
+    script = """
+import io, signal, sys, torch
+from ptde.envs.football import GRFEnv, grf_config
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+env = GRFEnv(grf_config("3_vs_1_with_keeper", episode_limit=5), batch_size=2, seed=3)
+env.reset()
+before = io.BytesIO(); torch.save(env.rng_state(), before)
+print("ready", flush=True)
+while not stop:
+    signal.pause()
+after = io.BytesIO(); torch.save(env.rng_state(), after)  # what a checkpoint saved on the signal holds
+print("restarts", env.restarts, "same", before.getvalue() == after.getvalue(), flush=True)
+env.close()
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )  # its own process group, as the campaign starts a training process
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        os.killpg(proc.pid, signal.SIGTERM)  # the parent and its engine workers alike
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
+    assert out.split() == ["restarts", "0", "same", "True"]

@@ -22,9 +22,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Checkpoints hold only tensors and plain containers, so they load with weights_only=True."""
-    return torch.load(resolve_checkpoint(path), map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Checkpoints hold only tensors and plain containers, so they load with weights_only=True.
+
+    `mmap=True` maps the tensors instead of reading them: for a caller that wants only the
+    counters (a campaign's plan line), not the 26 MB of a football run's weights and optimiser.
+    """
+    return torch.load(resolve_checkpoint(path), map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def run_dir_of(checkpoint: Path) -> Path:

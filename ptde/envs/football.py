@@ -342,7 +342,7 @@ def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward:
                 return
             else:
                 raise ValueError(f"unknown command {cmd!r}")
-    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+    except (EOFError, BrokenPipeError):  # the parent is gone
         return
     except Exception:  # report anything to the parent, which restarts us
         try:
@@ -355,7 +355,15 @@ def _worker_main(conn: Connection, level: str, players: tuple[int, ...], reward:
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # Load this module in a worker without running ptde/__init__.py and ptde/envs/__init__.py (they
 # import torch): empty package modules pointing at the source folders stand in for them.
+# First, the worker ignores SIGTERM and SIGINT: the parent owns its life (`close`, or SIGKILL when
+# it hangs; EOF when the parent dies). A signal sent to the whole process group (a campaign's stop,
+# Ctrl-C in a terminal, a scheduler) must reach only the parent, which checkpoints on it: a worker
+# killed first would be restarted to read its RNGs, and the checkpoint would hold the restarted
+# worker's RNG instead of the run's (a resumed run would play other episodes).
 _WORKER_BOOT = """
+import signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 import sys, types
 for name in ("ptde", "ptde.envs"):
     pkg = types.ModuleType(name)

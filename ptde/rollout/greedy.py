@@ -32,23 +32,23 @@ def test_policy(env: MultiAgentEnv, policy: Actor, n_actions: int, episodes: int
     def kept(values: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(values).float()[keep]  # [episodes kept]
 
-    def mean(values: list[torch.Tensor]) -> float:
-        return kept(values).mean().item()
-
     metric = env.get_env_info().success_metric
     out = {}
-    info_keys = sorted(batches[0].info) if batches[0].info else []
-    for key in info_keys:
-        out[f"{prefix}/{key}"] = mean([b.info[key] for b in batches])
-    per_episode = kept([b.info[metric] for b in batches] if metric in info_keys else [b.won for b in batches])
-    out[f"{prefix}/{metric}"] = per_episode.mean().item()
+    per_key = {key: kept([b.info[key] for b in batches]) for key in sorted(batches[0].info or {})}
+    for key, values in per_key.items():
+        out[f"{prefix}/{key}"] = values.mean().item()
+    if metric in per_key:  # the env's own per-episode value (ndcg@10), already in out
+        per_episode = per_key[metric]  # [episodes kept]
+    else:
+        per_episode = kept([b.won for b in batches])
+        out[f"{prefix}/{metric}"] = per_episode.mean().item()
     # the metric's spread over the episodes: std / sqrt(episodes) is the test's standard error, for a
     # graded metric (ndcg@k) well below the binomial sqrt(p(1-p)/episodes), which only bounds it
     out[f"{prefix}/{metric}_std"] = per_episode.std(unbiased=False).item()
     returns = torch.cat([b.episode_return for b in batches])[keep]
     out[f"{prefix}/return"] = returns.mean().item()
     out[f"{prefix}/return_std"] = returns.std(unbiased=False).item()
-    out[f"{prefix}/ep_length"] = mean([b.length for b in batches])
+    out[f"{prefix}/ep_length"] = kept([b.length for b in batches]).mean().item()
     out[f"{prefix}/episodes"] = float(keep.sum())
     if dropped.any():
         out[f"{prefix}/dropped_episodes"] = float(dropped.sum())

@@ -202,7 +202,8 @@ class Campaign:
 
         run_dir = self.work_dir(run)
         try:
-            at = int(load_checkpoint(run_dir / "checkpoints" / "last.ckpt").get("ptde_counters", {})["env_steps"])
+            ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt", mmap=True)  # the counters, not the weights
+            at = int(ckpt.get("ptde_counters", {})["env_steps"])
             budget = int(saved_config(run_dir)["trainer"]["max_env_steps"])  # the run's own (smoke or full)
         except Exception as exc:  # noqa: BLE001 - the resume itself names what is wrong with the run folder
             return f"checkpoint or config.yaml unreadable ({type(exc).__name__})"
