@@ -23,7 +23,7 @@ from ptde.config.resolved import to_container
 from ptde.data.checkpoint import resolve_checkpoint, run_dir_of
 from ptde.errors import ConfigError
 from ptde.experiment.resume import plan_resume
-from ptde.experiment.run_folder import holds_a_run, update_results
+from ptde.experiment.run_folder import RunFolderInUse, claim_run_folder, holds_a_run, update_results
 from ptde.experiment.runner import run
 from ptde.learners import load_learner
 
@@ -50,19 +50,21 @@ def main(cfg: DictConfig) -> None:
     entry = to_container(cfg)
     existed = holds_a_run(run_dir)
     try:
-        teacher_ckpt = resolve_checkpoint(entry["teacher"])
-        teacher = load_learner(teacher_ckpt)  # the one read of the teacher checkpoint
-        stage_cfg = stage2_config(entry, teacher_ckpt, teacher.hparams["cfg"])
-        plan = plan_resume(stage_cfg, run_dir, [])  # the same command again: continue (or keep) this run
-        teacher_results = run_dir_of(teacher_ckpt) / "results.json"
-        if teacher_results.exists() and not plan.resuming:
-            stage1 = json.loads(teacher_results.read_text())
-            keep = {k: v for k, v in stage1.items() if k.startswith("test/") or k in ("env_steps", "episodes")}
-            run_dir.mkdir(parents=True, exist_ok=True)
-            update_results(run_dir, **keep)
-        results = run(stage_cfg, run_dir, plan, teacher)
+        with claim_run_folder(run_dir):  # one process at a time in a run folder
+            teacher_ckpt = resolve_checkpoint(entry["teacher"])
+            teacher = load_learner(teacher_ckpt)  # the one read of the teacher checkpoint
+            stage_cfg = stage2_config(entry, teacher_ckpt, teacher.hparams["cfg"])
+            plan = plan_resume(stage_cfg, run_dir, [])  # the same command again: continue (or keep) this run
+            teacher_results = run_dir_of(teacher_ckpt) / "results.json"
+            if teacher_results.exists() and not plan.resuming:
+                stage1 = json.loads(teacher_results.read_text())
+                keep = {k: v for k, v in stage1.items() if k.startswith("test/") or k in ("env_steps", "episodes")}
+                update_results(run_dir, **keep)
+            results = run(stage_cfg, run_dir, plan, teacher)
     except ConfigError as exc:
-        if not existed:  # nothing of a run was there before this command: leave no half-written folder
+        # nothing of a run was there before this command: leave no half-written folder (unless another
+        # process holds it: then it is that process's run)
+        if not existed and not isinstance(exc, RunFolderInUse):
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"ptde.distill: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -25,7 +25,7 @@ from ptde.config.resolved import to_container
 from ptde.errors import ConfigError
 from ptde.experiment.preemption import Preempted
 from ptde.experiment.resume import plan_resume, resume_argv
-from ptde.experiment.run_folder import holds_a_run
+from ptde.experiment.run_folder import RunFolderInUse, claim_run_folder, holds_a_run
 from ptde.process_exit import exit_now
 
 register_configs()
@@ -47,10 +47,11 @@ def main(cfg: DictConfig) -> None:
     from ptde.experiment.runner import run
 
     try:
-        plan = plan_resume(container, run_dir, [o for o in hydra_cfg.overrides.task if not o.startswith("hydra")])
-        results = run(container, run_dir, plan)  # validates the config before anything is written
+        with claim_run_folder(run_dir):  # one process at a time in a run folder
+            plan = plan_resume(container, run_dir, [o for o in hydra_cfg.overrides.task if not o.startswith("hydra")])
+            results = run(container, run_dir, plan)  # validates the config before anything is written
     except ConfigError as exc:
-        if not existed and not (run_dir / "checkpoints").exists():
+        if not existed and not (run_dir / "checkpoints").exists() and not isinstance(exc, RunFolderInUse):
             # nothing of this run exists but Hydra's own folder: leave no half-written run behind
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"ptde.train: {exc}", file=sys.stderr)

@@ -228,6 +228,13 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path):
     (done / "results.json").write_text(json.dumps({"status": "finished", **scores}))
     assert camp.progress(runs[1], "done") == "final win_rate 0.750, student 0.625, 2,000 env steps"
     assert camp.progress(runs[2], "new") == ""
+    # a run another process trains (the campaign started twice) is left to it, not started again
+    from ptde.experiment.run_folder import claim_run_folder
+
+    with claim_run_folder(camp.work_dir(runs[2])):
+        assert camp.status(runs[2]) == "running"
+        assert camp.progress(runs[2], "running") == f"trained by another process (pid {os.getpid()}); not started here"
+    assert camp.status(runs[2]) == "new"
     (committed / "results.json").unlink()
     assert camp.progress(runs[0], "resume").startswith("checkpoint or config.yaml unreadable")  # the empty .ckpt
     dup = {**cfg, "only": None}

@@ -32,6 +32,7 @@ from ptde.experiment.resume import (
     plan_resume,
     resume_argv,
 )
+from ptde.experiment.run_folder import LOCK_FILE, RunFolderInUse, claim_run_folder, run_folder_holder
 
 pytest.importorskip("jaxmarl")
 
@@ -393,6 +394,42 @@ def test_a_checkpoint_of_another_env_algo_or_variant_is_refused(tmp_path):
     msg = str(err.value)
     assert "algo.name: 'vdn' -> 'qmix'" in msg and "env.name: '2s3z' -> '3m'" in msg
     assert "variant.name: 'gip' -> 'none'" in msg
+
+
+HOLD = """import sys, time
+from pathlib import Path
+from ptde.experiment.run_folder import claim_run_folder
+with claim_run_folder(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_process_in_a_run_folder_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):
+    """Two writers would interleave one run's checkpoints, replay and metrics.csv: the second is refused,
+    and the folder is left as it was even when the first has written nothing yet."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run_folder_holder(run_dir) == str(holder.pid)
+        second = subprocess.run([sys.executable, "-m", "ptde.train", *RUN, f"hydra.run.dir={run_dir}"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"{run_dir} is in use by another ptde process (pid {holder.pid})" in second.stderr
+        assert (run_dir / LOCK_FILE).read_text() == f"{holder.pid}\n"  # not deleted, not taken over
+        assert not (run_dir / "config.yaml").exists() and not (run_dir / "results.json").exists()
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs, the kernel drops the lock
+        holder.wait()
+    assert run_folder_holder(run_dir) is None
+    with claim_run_folder(run_dir):
+        assert run_folder_holder(run_dir) == str(os.getpid())
+        with pytest.raises(RunFolderInUse, match=f"pid {os.getpid()}"):  # another claim, even in-process
+            with claim_run_folder(run_dir):
+                pass
+    assert run_folder_holder(run_dir) is None
 
 
 def test_a_fresh_folder_is_a_fresh_run_and_a_finished_run_is_not_rerun(tmp_path):

@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from ptde.errors import ConfigError
 from ptde.files import atomic_write, write_json_atomic
 from ptde.nn.global_info import StudentModule
 
@@ -50,12 +55,64 @@ def source_version() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
 
 
+LOCK_FILE = ".ptde.lock"
+
+
+class RunFolderInUse(ConfigError):
+    """Another process trains in the folder. Never a reason to delete the folder: it is that run's."""
+
+
+@contextmanager
+def claim_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for this process while a block runs, so a second ptde process there (a campaign
+    started twice, a resume while the run still runs) is refused instead of writing the same
+    checkpoints, replay and metrics.csv as the first: resume is only exact with one writer.
+
+    An flock on `<run_dir>/.ptde.lock`: the kernel drops it when the process ends however it ends
+    (SIGKILL included), so no stale lock outlives a killed run, and processes started with exec (the
+    football engines) do not inherit it. The file holds the holder's pid, for the refusal's message.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunFolderInUse(
+            f"{run_dir} is in use by another ptde process (pid {holder}); wait for it to end, or stop it "
+            "(a stopped run continues from its last checkpoint when its command is run again)"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (a later holder overwrites the pid)
+
+
+def run_folder_holder(run_dir: Path) -> str | None:
+    """The pid of the process holding `run_dir` (see `claim_run_folder`), or None when none does."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released with the fd below
+    except BlockingIOError:
+        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)
+    return None
+
+
 def holds_a_run(run_dir: Path) -> bool:
     """Whether a folder holds anything besides what Hydra wrote when the command started (`.hydra/`,
-    the job's log): (part of) a run, or anything else a failed start must never delete."""
+    the job's log) and the lock file: (part of) a run, or anything else a failed start must never delete."""
     if not run_dir.is_dir():
         return False
-    return any(p.name != ".hydra" and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir())
+    skip = (".hydra", LOCK_FILE)
+    return any(p.name not in skip and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir())
 
 
 def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:

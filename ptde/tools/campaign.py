@@ -37,7 +37,7 @@ from ptde.cli import group_options, precheck
 from ptde.config import register_configs, register_entry_configs
 from ptde.config.resolved import to_container
 from ptde.errors import ConfigError
-from ptde.experiment.run_folder import read_results
+from ptde.experiment.run_folder import read_results, run_folder_holder
 
 register_configs()
 register_entry_configs()
@@ -170,11 +170,14 @@ class Campaign:
         return self.work / run.group / run.name
 
     def status(self, run: CampaignRun) -> str:
-        """done (artefacts committed), failed (stopped on a non-finite loss or gradient: not retried),
-        copy (finished, not copied yet), resume (has a checkpoint), new."""
+        """done (artefacts committed), running (another process trains in its folder: left to it),
+        failed (stopped on a non-finite loss or gradient: not retried), copy (finished, not copied
+        yet), resume (has a checkpoint), new."""
         if is_finished(self.artefacts(run)):
             return "done"
         run_dir = self.work_dir(run)
+        if run_folder_holder(run_dir) is not None:
+            return "running"
         if stopped_non_finite(run_dir) or stopped_non_finite(self.artefacts(run)):
             return "failed"
         if is_finished(run_dir):
@@ -195,6 +198,8 @@ class Campaign:
             if res.get(f"eval/decentralized_{metric}") is not None:
                 parts.append(f"student {res[f'eval/decentralized_{metric}']:.3f}")
             return ", ".join(parts + [f"{int(res.get('env_steps', 0)):,} env steps"])
+        if status == "running":  # a campaign started twice, or a ptde.train started by hand in its folder
+            return f"trained by another process (pid {run_folder_holder(self.work_dir(run))}); not started here"
         if status != "resume":
             return ""
         from ptde.data.checkpoint import load_checkpoint  # torch: only for a run with a checkpoint
@@ -298,8 +303,10 @@ class Campaign:
         if not todo:
             for group in dict.fromkeys(r.group for r in self.runs):
                 self.rebuild_report(group)
+        elsewhere = [r.key for r, s in plan if s == "running"]
         print(f"[campaign] {len(todo)} runs trained or resumed in {time.time() - t0:.0f} s; "
-              f"{len(self.failed)} failed{': ' + ', '.join(self.failed) if self.failed else ''}", flush=True)  # fmt: skip
+              f"{len(self.failed)} failed{': ' + ', '.join(self.failed) if self.failed else ''}"
+              f"{'; left to the process training them: ' + ', '.join(elsewhere) if elsewhere else ''}", flush=True)  # fmt: skip
         if self.stopping:
             return 143
         return int(bool(self.failed))
