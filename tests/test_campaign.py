@@ -176,7 +176,7 @@ def test_every_campaign_composes_and_each_run_is_a_valid_train_config(tmp_path):
     assert algo_of["mappo_5m_vs_6m", ""]["name"] == "mappo"
 
 
-def test_named_groups_have_their_own_folders_and_keys(tmp_path):
+def test_named_groups_have_their_own_folders_and_keys(tmp_path, monkeypatch, capsys):
     """An ablation's conditions are groups of one campaign; each keeps its runs in <out>/<group>/."""
     from conftest import CONF
     from hydra import compose, initialize_config_dir
@@ -235,6 +235,12 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path):
         assert camp.status(runs[2]) == "running"
         assert camp.progress(runs[2], "running") == f"trained by another process (pid {os.getpid()}); not started here"
     assert camp.status(runs[2]) == "new"
+    # stopped before its workers start: nothing is launched, and the summary does not claim otherwise
+    camp.stopping = True
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    capsys.readouterr()
+    assert camp.run() == 143
+    assert "[campaign] 0 runs trained or resumed (1 not started: stopped)" in capsys.readouterr().out
     (committed / "results.json").unlink()
     assert camp.progress(runs[0], "resume").startswith("checkpoint or config.yaml unreadable")  # the empty .ckpt
     dup = {**cfg, "only": None}

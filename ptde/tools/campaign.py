@@ -158,6 +158,7 @@ class Campaign:
         self.procs: set[subprocess.Popen] = set()
         self.stopping = False
         self.failed: list[str] = []
+        self.started = 0  # training processes launched: a stopped campaign launches fewer than its plan
 
     def runs_dir(self, group: str) -> Path:
         """Where a group's committed artefacts go (`<out>/runs` for an unnamed group)."""
@@ -235,6 +236,7 @@ class Campaign:
         cmd = train_command(self.cfg, run, run_dir)
         with self.lock:
             print(f"[campaign] start {run.key} ({self.status(run)})", flush=True)
+            self.started += 1
         with open(run_dir / "train.log", "a") as log:
             log.write(f"\n+ {shlex.join(cmd)}\n")
             log.flush()
@@ -304,7 +306,8 @@ class Campaign:
             for group in dict.fromkeys(r.group for r in self.runs):
                 self.rebuild_report(group)
         elsewhere = [r.key for r, s in plan if s == "running"]
-        print(f"[campaign] {len(todo)} runs trained or resumed in {time.time() - t0:.0f} s; "
+        unstarted = f" ({len(todo) - self.started} not started: stopped)" if self.started < len(todo) else ""
+        print(f"[campaign] {self.started} runs trained or resumed{unstarted} in {time.time() - t0:.0f} s; "
               f"{len(self.failed)} failed{': ' + ', '.join(self.failed) if self.failed else ''}"
               f"{'; left to the process training them: ' + ', '.join(elsewhere) if elsewhere else ''}", flush=True)  # fmt: skip
         if self.stopping:
