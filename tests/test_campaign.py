@@ -235,6 +235,8 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path, monkeypatch, cap
         assert camp.status(runs[2]) == "running"
         assert camp.progress(runs[2], "running") == f"trained by another process (pid {os.getpid()}); not started here"
     assert camp.status(runs[2]) == "new"
+    # the holder ended between `status` and the progress line: no "pid None"
+    assert camp.progress(runs[2], "running").startswith("trained by another process that has just ended")
     # stopped before its workers start: nothing is launched, and the summary does not claim otherwise
     camp.stopping = True
     monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers

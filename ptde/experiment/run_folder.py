@@ -62,6 +62,11 @@ class RunFolderInUse(ConfigError):
     """Another process trains in the folder. Never a reason to delete the folder: it is that run's."""
 
 
+def _pid_in(fd: int) -> str:
+    """The pid a holder wrote into its lock file; "unknown" in the instant between its flock and its write."""
+    return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+
+
 @contextmanager
 def claim_run_folder(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir` for this process while a block runs, so a second ptde process there (a campaign
@@ -77,7 +82,7 @@ def claim_run_folder(run_dir: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        holder = _pid_in(fd)
         os.close(fd)
         raise RunFolderInUse(
             f"{run_dir} is in use by another ptde process (pid {holder}); wait for it to end, or stop it "
@@ -100,7 +105,7 @@ def run_folder_holder(run_dir: Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released with the fd below
     except BlockingIOError:
-        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        return _pid_in(fd)
     finally:
         os.close(fd)
     return None

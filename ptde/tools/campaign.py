@@ -200,7 +200,10 @@ class Campaign:
                 parts.append(f"student {res[f'eval/decentralized_{metric}']:.3f}")
             return ", ".join(parts + [f"{int(res.get('env_steps', 0)):,} env steps"])
         if status == "running":  # a campaign started twice, or a ptde.train started by hand in its folder
-            return f"trained by another process (pid {run_folder_holder(self.work_dir(run))}); not started here"
+            holder = run_folder_holder(self.work_dir(run))
+            if holder is None:  # it ended since `status` looked
+                return "trained by another process that has just ended; not started here (run the campaign again)"
+            return f"trained by another process (pid {holder}); not started here"
         if status != "resume":
             return ""
         from ptde.data.checkpoint import load_checkpoint  # torch: only for a run with a checkpoint
