@@ -109,6 +109,55 @@ def test_teacher_scoring_zero_gives_no_prr(tmp_path: Path):
     assert pd.read_csv(out / "table_smac.csv", index_col=0).loc["PRR", "3m"] == "– (teacher 0)"
 
 
+def test_the_papers_cells_stand_beside_the_table_for_the_same_rows_and_maps(sweep: Path, tmp_path: Path, monkeypatch):
+    """Table 2's cells for a SMAC map's rows (budget in brackets, its PRR row), nothing for a map or row
+    the paper does not print, no file at all for maps it never ran, and paper=False leaves it out."""
+    monkeypatch.setitem(WIN, ("qmix", "3s_vs_5z"), [0.25, 0.5, 0.75])
+    monkeypatch.setitem(WIN, ("qmix_gip", "3s_vs_5z"), [0.5, 0.75, 1.0])
+    monkeypatch.setitem(CENTRAL, "3s_vs_5z", [0.5, 0.625, 1.0])
+    monkeypatch.setitem(DECENTRAL, "3s_vs_5z", [0.25, 0.5, 0.875])
+    for algo in ("qmix", "qmix_gip"):
+        for seed in range(3):
+            write_run(sweep, algo, "3s_vs_5z", seed)
+    out = tmp_path / "report"
+    build_report(sweep, out, bootstrap_reps=100)
+    ref = pd.read_csv(out / "paper_smac.csv", index_col=0)
+    assert list(ref.index) == ["qmix_gip", "qmix_kd", "qmix", "PRR"]  # the report table's rows
+    assert list(ref.columns) == ["2s3z", "3m", "3s_vs_5z"]
+    assert ref.loc["qmix_gip", "3s_vs_5z"] == "0.992 ± 0.006 (2M)"
+    assert ref.loc["qmix_kd", "3s_vs_5z"] == "0.887 ± 0.027 (2M)"
+    assert ref.loc["qmix", "3s_vs_5z"] == "0.128 ± 0.165 (2M)"
+    assert ref.loc["PRR", "3s_vs_5z"] == "89.4%"
+    assert (ref[["2s3z", "3m"]] == "–").all().all()  # maps the paper did not run
+    index = (out / "index.md").read_text()
+    assert "the paper's cells for the same rows and maps" in index and "Table 2" in index and "SMAX" in index
+    plain = tmp_path / "plain"
+    build_report(sweep, plain, bootstrap_reps=100, paper=False)
+    assert not (plain / "paper_smac.csv").exists() and "paper's cells" not in (plain / "index.md").read_text()
+    only_ours = tmp_path / "only_ours"  # 3m and 2s3z alone: the paper prints none of their cells
+    for run in sweep.glob("*_3s_vs_5z_seed*"):
+        shutil.rmtree(run)
+    build_report(sweep, only_ours, bootstrap_reps=100)
+    assert not (only_ours / "paper_smac.csv").exists()
+
+
+def test_the_papers_football_cells_and_a_universality_table():
+    """Table 3 at 10M for football; Tables 4-5 print no std, and their 3s_vs_5z budget (5M) is not Table 2's."""
+    from ptde.report.paper_cells import paper_reference
+
+    table = pd.DataFrame(index=pd.Index(["qmix_giu", "qmix_gip", "qmix_kd", "qmix", "PRR"]),
+                         columns=["3_vs_1_with_keeper", "academy_corner"])  # fmt: skip
+    ref = paper_reference(table, "grf", {"PRR": "qmix_gip"})
+    assert list(ref["3_vs_1_with_keeper"]) == [
+        "0.662 ± 0.256 (10M)", "0.858 ± 0.032 (10M)", "0.818 ± 0.056 (10M)", "0.609 ± 0.250 (10M)", "95.3%",
+    ]  # fmt: skip
+    assert (ref["academy_corner"] == "–").all()
+    uni = pd.DataFrame(index=pd.Index(["vdn_gip", "mappo", "qmix_gip"]), columns=["3s_vs_5z"])
+    ref = paper_reference(uni, "smac", {})
+    assert list(ref["3s_vs_5z"]) == ["0.990 (5M)", "0.767 (5M)", "0.992 ± 0.006 (2M)"]
+    assert paper_reference(uni, "ltr", {}) is None  # learning to rank: a figure, no table
+
+
 def test_missing_corrupt_and_failed_runs_are_named_and_skipped(sweep: Path, tmp_path: Path):
     # a run with no results.json, one with a torn results.json, one that failed with a high score
     missing = sweep / "qmix_3m_seed7"

@@ -99,6 +99,7 @@ class ReportConfig:
     bootstrap_reps: int = 2000  # bootstrap resamples of the aggregate confidence intervals
     seed: int = 0
     threshold: float = 0.8  # sample-efficiency table: env steps to the first test score >= threshold
+    paper: bool = True  # print the paper's published cells (Tables 2-6) beside each family's table
     # just the runs whose folder path under `source` matches one of these fnmatch patterns
     # (e.g. [lr5e-4/runs/qmix_*, lr5e-4_ceil10/runs/*]: one report across a campaign's groups)
     only: list[str] | None = None

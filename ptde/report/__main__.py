@@ -45,7 +45,9 @@ def main(cfg: DictConfig) -> None:
         print(f"ptde.report: no usable runs in {c['source']}:\n  " + "\n  ".join(issues), file=sys.stderr)
         sys.exit(1)
     title = f"wandb {c['entity'] or ''}/{c['project']}" if c["source"] == "wandb" else c["source"]
-    index = build_report(runs, out, c["bootstrap_reps"], c["seed"], title=title, threshold=c["threshold"])
+    index = build_report(
+        runs, out, c["bootstrap_reps"], c["seed"], title=title, threshold=c["threshold"], paper=c["paper"]
+    )
     for issue in issues:
         print(f"skipped: {issue}", file=sys.stderr)
     print(f"report: {index}")

@@ -10,9 +10,10 @@ import pandas as pd
 
 from ptde.report.aggregate import iqm_table
 from ptde.report.efficiency import efficiency_table, run_efficiency
+from ptde.report.paper_cells import paper_reference, tables_cited
 from ptde.report.plots import plot_distillation, plot_learning_curves
 from ptde.report.runs import RunRecord, load_source
-from ptde.report.tables import final_scores, paper_table, prr, summarize
+from ptde.report.tables import final_scores, paper_table, prr, prr_labels, summarize
 
 
 def markdown(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
@@ -54,6 +55,30 @@ def efficiency_section(per_run: pd.DataFrame, family: str, threshold: float, out
     ]
 
 
+def paper_section(table: pd.DataFrame, family: str, prr_teachers: dict[str, str], out: Path) -> list[str]:
+    """The paper's cells for the table's rows and maps (paper_<family>.md/csv) and its index.md lines;
+    nothing when the paper prints none of them."""
+    ref = paper_reference(table, family, prr_teachers)
+    if ref is None:
+        return []
+    ref.to_csv(out / f"paper_{family}.csv")
+    (out / f"paper_{family}.md").write_text(markdown(ref) + "\n")
+    cited = ", ".join(tables_cited(family, list(table.columns), list(table.index)))
+    where = {
+        "smac": " The paper ran StarCraft II's SMAC; the project's default env is SMAX, another engine and enemy AI."
+    }
+    return [
+        f"### {family}: the paper's cells for the same rows and maps",
+        "",
+        f"As printed in the paper ({cited}): mean ± std over its 3 seeds where it gives a std, its run's "
+        f"env-step budget in brackets.{where.get(family, '')} A reference point for the table above, not "
+        f"the same experiment. [CSV](paper_{family}.csv)",
+        "",
+        markdown(ref),
+        "",
+    ]
+
+
 def build_report(
     source: Path | tuple[list[RunRecord], list[str]],
     out: Path,
@@ -61,6 +86,7 @@ def build_report(
     seed: int = 0,
     title: str | None = None,
     threshold: float = 0.8,
+    paper: bool = True,
 ) -> Path:
     """Write the report of a folder of runs (or of already loaded runs) into `out`; returns index.md."""
     if isinstance(source, str | Path):
@@ -95,6 +121,8 @@ def build_report(
         lines += [f"## {family}: final test {metric}", "", markdown(table), ""]
         links = f"[CSV](table_{family}.csv) · [values](table_{family}_values.csv) · [PRR](prr_{family}.csv)"
         lines += [links, ""]
+        if paper:
+            lines += paper_section(table, family, prr_labels(prrs, family), out)
         lines += efficiency_section(per_run, family, threshold, out)
         agg = iqm_table(scores[scores["family"] == family], issues, family, bootstrap_reps, seed)
         if not agg.empty:

@@ -104,12 +104,20 @@ def paper_table(summary: pd.DataFrame, prrs: pd.DataFrame, family: str) -> pd.Da
             cells[env] = f"{m:.3f} ± {sd:.3f}" + (f" (n={int(n)})" if n != full_n else "")
         table[row] = cells
     p = prrs[prrs["family"] == family]
-    teachers = sorted(p["teacher"].unique())
-    for teacher in teachers:
+    for label, teacher in prr_labels(prrs, family).items():
         t = p[p["teacher"] == teacher]
-        label = "PRR" if len(teachers) == 1 else f"PRR ({t['kd'].iloc[0]} / {teacher})"
         table[label] = {env: _prr_cell(t[t["env"] == env]["prr"]) for env in envs}
     return pd.DataFrame.from_dict(table, orient="index", columns=envs).rename_axis("algorithm")
+
+
+def prr_labels(prrs: pd.DataFrame, family: str) -> dict[str, str]:
+    """The family table's PRR row labels and their teachers: "PRR" alone when one teacher has students,
+    else "PRR (<student> / <teacher>)" per teacher."""
+    p = prrs[prrs["family"] == family]
+    teachers = sorted(p["teacher"].unique())
+    if len(teachers) == 1:
+        return {"PRR": teachers[0]}
+    return {f"PRR ({p[p['teacher'] == t]['kd'].iloc[0]} / {t})": t for t in teachers}
 
 
 def _prr_cell(values: pd.Series) -> str:
