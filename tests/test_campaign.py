@@ -243,6 +243,13 @@ def test_named_groups_have_their_own_folders_and_keys(tmp_path, monkeypatch, cap
     capsys.readouterr()
     assert camp.run() == 143
     assert "[campaign] 0 runs trained or resumed (1 not started: stopped)" in capsys.readouterr().out
+    # report_only: every group's report rebuilt, with a run still to resume and one new, nothing launched
+    camp.stopping, camp.cfg = False, {**cfg, "report_only": True}
+    rebuilt = []
+    monkeypatch.setattr(camp, "rebuild_report", rebuilt.append)
+    monkeypatch.setattr(camp, "train", lambda run: pytest.fail(f"report_only trained {run.key}"))
+    assert camp.run() == 0 and rebuilt == ["lr", "tau"]
+    assert "runs trained or resumed" not in capsys.readouterr().out
     (committed / "results.json").unlink()
     assert camp.progress(runs[0], "resume").startswith("checkpoint or config.yaml unreadable")  # the empty .ckpt
     dup = {**cfg, "only": None}

@@ -167,6 +167,7 @@ class BenchmarkConfig:
     extra: list[str] = field(default_factory=list)  # more ptde.train overrides for every run
     report: bool = True
     dry_run: bool = False  # list the runs and what would happen to each
+    report_only: bool = False  # rebuild every group's report from its committed runs; nothing trained
 
 
 def register_entry_configs() -> None:

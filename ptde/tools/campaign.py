@@ -291,6 +291,10 @@ class Campaign:
             print(f"[campaign] {r.key:<32} {s:<6}  {detail}".rstrip(), flush=True)
         if self.cfg["dry_run"]:
             return 0
+        if self.cfg["report_only"]:  # e.g. after a change to the report code, while other runs still train
+            for group in dict.fromkeys(r.group for r in self.runs):
+                self.rebuild_report(group)
+            return 0
         for r, s in plan:
             if s == "copy":
                 copy_artefacts(self.work_dir(r), self.artefacts(r))
