@@ -158,6 +158,39 @@ def test_the_papers_football_cells_and_a_universality_table():
     assert paper_reference(uni, "ltr", {}) is None  # learning to rank: a figure, no table
 
 
+def test_the_wandb_report_spec_is_the_same_file_for_the_same_runs(sweep: Path, tmp_path: Path):
+    """Rebuilding a committed report rewrites its wandb spec byte for byte (its ids are seeded), in this
+    process or a fresh one, and the caller's `random` stream is left where it was."""
+    import dataclasses
+    import random
+    import subprocess
+    import sys
+
+    from ptde.report.wandb_report import write_report_spec
+
+    def grouped(records):  # wandb groups, so that the spec has panel grids and run sets (with ids)
+        return [dataclasses.replace(r, group=f"{r.algo}-{r.env}") for r in records]
+
+    out = tmp_path / "report"
+    build_report(sweep, out, bootstrap_reps=50)
+    first = write_report_spec(grouped(load_source(sweep)[0]), out, "t").read_bytes()
+    assert b'"Run History Line Plot"' in first
+    random.seed(123)
+    expected = random.random()
+    random.seed(123)
+    assert write_report_spec(grouped(load_source(sweep)[0]), out, "t").read_bytes() == first
+    assert random.random() == expected  # the spec drew nothing from the caller's stream
+    fresh = (
+        "import dataclasses, sys; from pathlib import Path\n"
+        "from ptde.report.runs import load_source\n"
+        "from ptde.report.wandb_report import write_report_spec\n"
+        "records = [dataclasses.replace(r, group=f'{r.algo}-{r.env}') for r in load_source(Path(sys.argv[1]))[0]]\n"
+        "write_report_spec(records, Path(sys.argv[2]), 't')\n"
+    )
+    subprocess.run([sys.executable, "-c", fresh, str(sweep), str(out)], check=True, cwd=Path(__file__).parents[1])
+    assert (out / "wandb_report.json").read_bytes() == first
+
+
 def test_missing_corrupt_and_failed_runs_are_named_and_skipped(sweep: Path, tmp_path: Path):
     # a run with no results.json, one with a torn results.json, one that failed with a high score
     missing = sweep / "qmix_3m_seed7"

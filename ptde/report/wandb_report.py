@@ -12,6 +12,7 @@ and nothing is uploaded.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,15 @@ def tables_markdown(out: Path) -> str:
 def write_report_spec(records: list[RunRecord], out: Path, title: str, project: str = "ptde", entity: str = "") -> Path:
     """The wandb report of `records` as a spec in `out`, never uploaded: a campaign's committed report
     carries it, so anyone who syncs the campaign's runs to a project can build the same report there."""
-    report = build_wandb_report(project, entity, records, tables_markdown(out), title)
+    _api()  # imported first: its import draws from `random` too, once per process
+    saved = random.getstate()  # wandb_workspaces names panels and run sets from the global `random`
+    random.seed(0)  # the same runs give the same file: a rebuilt committed report diffs only where they changed
+    try:
+        spec = report_spec(build_wandb_report(project, entity, records, tables_markdown(out), title))
+    finally:
+        random.setstate(saved)
     path = out / SPEC_FILE
-    path.write_text(report_spec(report) + "\n")
+    path.write_text(spec + "\n")
     return path
 
 
