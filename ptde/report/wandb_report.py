@@ -13,6 +13,8 @@ and nothing is uploaded.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +94,25 @@ def tables_markdown(out: Path) -> str:
     return "\n\n".join(f"## {t.stem.removeprefix('table_')}\n\n{t.read_text()}" for t in sorted(out.glob("table_*.md")))
 
 
+@contextmanager
+def _fixed_ids() -> Iterator[None]:
+    """wandb_workspaces names panels and run sets from the global `random`: seeded here, so the same runs
+    give the same spec (a rebuilt committed report diffs only where its runs changed), and the caller's
+    stream is put back after."""
+    _api()  # imported first: its import draws from `random` too, once per process
+    saved = random.getstate()
+    random.seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
 def write_report_spec(records: list[RunRecord], out: Path, title: str, project: str = "ptde", entity: str = "") -> Path:
     """The wandb report of `records` as a spec in `out`, never uploaded: a campaign's committed report
     carries it, so anyone who syncs the campaign's runs to a project can build the same report there."""
-    _api()  # imported first: its import draws from `random` too, once per process
-    saved = random.getstate()  # wandb_workspaces names panels and run sets from the global `random`
-    random.seed(0)  # the same runs give the same file: a rebuilt committed report diffs only where they changed
-    try:
+    with _fixed_ids():
         spec = report_spec(build_wandb_report(project, entity, records, tables_markdown(out), title))
-    finally:
-        random.setstate(saved)
     path = out / SPEC_FILE
     path.write_text(spec + "\n")
     return path
@@ -115,7 +126,10 @@ def wandb_report(project: str, entity: str | None, records: list[RunRecord], tit
         return f"wandb report not uploaded (offline: no API key); its spec is in {path}"
     import wandb
 
-    report = build_wandb_report(project, entity or wandb.Api().default_entity, records, tables_markdown(out), title)
-    (out / SPEC_FILE).write_text(report_spec(report) + "\n")
+    entity = entity or wandb.Api().default_entity
+    with _fixed_ids():
+        report = build_wandb_report(project, entity, records, tables_markdown(out), title)
+        spec = report_spec(report)
+    (out / SPEC_FILE).write_text(spec + "\n")
     report.save()
     return f"wandb report: {report.url}"

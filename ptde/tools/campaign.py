@@ -258,6 +258,11 @@ class Campaign:
                 self.failed.append(run.key)
                 print(f"[campaign] {run.key} ended with exit code {code}; see {run_dir / 'train.log'}", flush=True)
 
+    def rebuild_reports(self) -> None:
+        """Every group's report, in the campaign's order of groups."""
+        for group in dict.fromkeys(r.group for r in self.runs):
+            self.rebuild_report(group)
+
     def rebuild_report(self, group: str) -> None:
         if not self.cfg["report"] or not self.runs_dir(group).is_dir():
             return
@@ -292,8 +297,7 @@ class Campaign:
         if self.cfg["dry_run"]:
             return 0
         if self.cfg["report_only"]:  # e.g. after a change to the report code, while other runs still train
-            for group in dict.fromkeys(r.group for r in self.runs):
-                self.rebuild_report(group)
+            self.rebuild_reports()
             return 0
         for r, s in plan:
             if s == "copy":
@@ -310,8 +314,7 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=max(1, self.cfg["jobs"])) as pool:
             list(pool.map(self.train, todo))
         if not todo:
-            for group in dict.fromkeys(r.group for r in self.runs):
-                self.rebuild_report(group)
+            self.rebuild_reports()
         elsewhere = [r.key for r, s in plan if s == "running"]
         unstarted = f" ({len(todo) - self.started} not started: stopped)" if self.started < len(todo) else ""
         print(f"[campaign] {self.started} runs trained or resumed{unstarted} in {time.time() - t0:.0f} s; "
