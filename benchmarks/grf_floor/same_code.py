@@ -8,8 +8,8 @@ samples for real steps only, so two commits' runs part after the first update ev
 the same function; with the samples set to zero (z = μ, no draw) nothing random is left but the
 environment's and ε-greedy's own generators, and the two commits must agree number for number.
 
-    python same_code.py update qmix_gip smac/3m trainer.precision=32-true
-        one loss and its gradient norms on one real batch (16 random-policy episodes, seed 0)
+    python same_code.py update qmix_gip trainer.precision=32-true
+        one loss and its gradient norms on one real batch (16 random-policy SMAX 3m episodes, seed 0)
     python same_code.py train algo=qmix_gip env=grf/3_vs_1_with_keeper ... hydra.run.dir=D
         ptde.train itself, samples zeroed; compare D/metrics.csv between commits
 """
@@ -29,24 +29,13 @@ def zero_the_samples() -> None:
     torch.randn_like = lambda x, *_, **__: torch.zeros_like(x)
 
 
-def one_update(algo: str, env: str, *overrides: str) -> dict:
-    """The loss and gradient norms of an untrained learner on 16 of its own random-policy episodes."""
-    sys.path[:0] = [".", "tests"]  # this checkout's ptde and its tests' config helper
-    from conftest import compose_cfg
+def one_update(algo: str, *overrides: str) -> dict:
+    """The loss and gradient norms of an untrained learner on 16 of its own random-policy SMAX 3m
+    episodes: the tests' `learner_and_real_batch`, as each checkout's own tests build it."""
+    sys.path[:0] = [".", "tests"]  # this checkout's ptde and its tests' helpers
+    from conftest import learner_and_real_batch
 
-    from ptde.data.buffer import EpisodeReplayBuffer
-    from ptde.envs.build import build_envs
-    from ptde.learners import build_learner
-    from ptde.rollout import run_episodes
-
-    torch.manual_seed(0)
-    cfg = compose_cfg(f"algo={algo}", f"env={env}", "env.batch_size_run=8", "trainer.test_episodes=8", *overrides)
-    train_env, _, info = build_envs(cfg, seed=0)
-    learner = build_learner(cfg, info.__dict__)
-    buffer = EpisodeReplayBuffer(64, info)
-    for _ in range(2):
-        buffer.insert(run_episodes(train_env, learner, info.n_actions, epsilon=1.0))
-    batch = buffer.sample(16, torch.Generator().manual_seed(0))
+    learner, batch = learner_and_real_batch(algo, *overrides)
     digest = hashlib.sha1()
     for key in sorted(batch):
         digest.update(batch[key].contiguous().numpy().tobytes())
@@ -73,10 +62,10 @@ if __name__ == "__main__":
     zero_the_samples()
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "update":
-        print(json.dumps({"algo": args[0], "env": args[1], **one_update(*args)}))
+        print(json.dumps({"algo": args[0], "env": "smac/3m", **one_update(*args)}))
     elif mode == "train":
         sys.path.insert(0, ".")
         sys.argv = ["ptde.train", *args]
         runpy.run_module("ptde.train", run_name="__main__", alter_sys=True)
     else:
-        sys.exit("usage: same_code.py update ALGO ENV [OVERRIDES...] | train [ptde.train ARGS...]")
+        sys.exit("usage: same_code.py update ALGO [OVERRIDES...] | train [ptde.train ARGS...]")
