@@ -13,7 +13,8 @@ import torch
 from conftest import compose_cfg, learner_and_real_batch, run_module
 
 from ptde.errors import ConfigError
-from ptde.learners.precision import cpu_has_bf16, resolve_precision
+from ptde.learners.precision import resolve_precision
+from ptde.machine import cpu_has_bf16
 from ptde.nn.policy import build_agent_inputs, previous_actions_onehot
 from ptde.nn.ragged_gru import RaggedLayout, ragged_gru, use_fused_kernel
 

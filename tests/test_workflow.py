@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from conftest import compose_cfg, run_module
 
 from ptde.cli import hydra_argv
 from ptde.loggers.wandb_run import wandb_group, wandb_job_type, wandb_tags
+from ptde.machine import cpu_description, cpu_has_bf16
 from ptde.report.build import build_report
 from ptde.report.runs import load_source
 from ptde.report.wandb_offline import read_offline_run
@@ -110,6 +112,7 @@ def test_a_learning_rate_sweep_gives_one_finished_folder_per_value(lr_sweep):
     assert job_folders(sweep) == ["qmix_none_3m_seed0_algo.lr-0.0005", "qmix_none_3m_seed0_algo.lr-0.001"]
     for name, lr in (("qmix_none_3m_seed0_algo.lr-0.0005", 0.0005), ("qmix_none_3m_seed0_algo.lr-0.001", 0.001)):
         assert finished(sweep / name)["env_steps"] >= 300
+        assert finished(sweep / name)["cpu"] == cpu_description()  # which kind of CPU's rounding it trained on
         assert saved(sweep / name)["algo"]["lr"] == lr
     ckpts = {n: (sweep / n / "checkpoints" / "last.ckpt").stat().st_mtime_ns for n in job_folders(sweep)}
     again = run_module("ptde.train", *command)
@@ -129,6 +132,8 @@ def test_resume_true_continues_the_folder_that_hydra_run_dir_names(lr_sweep, tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"resuming {run_dir} from {run_dir}/checkpoints/last.ckpt" in proc.stderr
     assert finished(run_dir)["resumed_from_env_steps"] == [results["env_steps"]]
+    assert finished(run_dir)["resumed_cpus"] == [cpu_description()]
+    assert len(finished(run_dir)["resumed_git_commits"]) == 1
     empty = run_module("ptde.train", "resume=true", f"hydra.run.dir={tmp_path / 'none'}")
     assert empty.returncode == 2 and "holds no run to resume" in empty.stderr and not (tmp_path / "none").exists()
 
@@ -141,6 +146,12 @@ def gip_sweep(tmp_path_factory) -> Path:
     proc = run_module("ptde.train", *command, "hydra/launcher=joblib", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep
+
+
+def test_the_cpu_a_run_names_says_its_vector_unit_and_bf16():
+    name, isa, bf16 = cpu_description().split("; ")
+    assert name and re.fullmatch(r"(avx512|avx2|avx|sse4_2|other)(\+amx)?", isa), cpu_description()
+    assert bf16 == ("native bf16" if cpu_has_bf16() else "no native bf16")
 
 
 def test_a_joblib_sweep_over_z_dim_gives_one_finished_folder_per_value(gip_sweep):

@@ -21,6 +21,7 @@ from ptde.experiment.run_folder import source_version, update_results, write_con
 from ptde.experiment.stage1 import open_run_logger, train_stage1
 from ptde.experiment.stage2 import refuse_plain_teacher, run_stage2
 from ptde.loggers.run_logger import RunLogger
+from ptde.machine import cpu_description
 from ptde.nn.ragged_gru import use_fused_kernel
 from ptde.process_memory import keep_freed_memory
 
@@ -97,9 +98,12 @@ def open_run_folder(cfg: dict[str, Any], run_dir: Path, plan: ResumePlan, stage:
     done = [] if extends_budget(plan) else plan.stages_done
     if extends_budget(plan):
         (run_dir / TEACHER_DATA).unlink(missing_ok=True)  # the longer-trained teacher makes new data
-    version = source_version()
-    if plan.resuming:  # the first start's commit stays in git_commit; each resume adds its own
-        version = {"resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]]}
+    version = {**source_version(), "cpu": cpu_description()}
+    if plan.resuming:  # the first start's commit and CPU stay; each resume adds its own
+        version = {
+            "resumed_git_commits": [*plan.previous.get("resumed_git_commits", []), version["git_commit"]],
+            "resumed_cpus": [*plan.previous.get("resumed_cpus", []), version["cpu"]],
+        }
     update_results(
         run_dir,
         fresh=stage != "2" and not plan.resuming,  # a stage-2 re-run keeps the stage-1 keys in the folder

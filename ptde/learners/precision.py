@@ -12,23 +12,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from functools import cache
 
 import torch
 
 from ptde.config.choices import PRECISIONS
 from ptde.errors import ConfigError
-from ptde.machine import cpu_flags
+from ptde.machine import cpu_has_bf16
 
 log = logging.getLogger(__name__)
-
-
-@cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); without it bf16 is
-    emulated and slower than float32."""
-    flags = cpu_flags().split()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(requested: str, device_type: str) -> str:

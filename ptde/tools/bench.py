@@ -44,6 +44,7 @@ from ptde.envs.smac import SMACEnvConfig
 from ptde.envs.smax import SMAXEnv
 from ptde.files import write_json_atomic
 from ptde.learners.value_decomposition import ValueDecompositionLearner
+from ptde.machine import cpu_description
 from ptde.nn.global_info import GIPModule, gip_embedding_reference
 from ptde.nn.ragged_gru import use_fused_kernel
 from ptde.rollout import run_episodes
@@ -273,7 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown GRF scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     results: dict[str, Any] = {
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {
+            "cpus": torch.get_num_threads(),
+            "cpu": cpu_description(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
     }
     if "replay" in parts:
         from ptde.tools.bench_replay import bench_replay_memory

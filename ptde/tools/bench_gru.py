@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ptde.learners.precision import cpu_has_bf16
+from ptde.machine import cpu_has_bf16
 from ptde.nn.ragged_gru import RaggedLayout, fused_kernel_on, ragged_gru, use_fused_kernel
 
 
