@@ -50,6 +50,7 @@ NOT_HYDRA = {
     "ptde.tools.bench_replay": "argparse flags",
     "ptde.tools.bench_speed": "argparse flags",
     "ptde.tools.profile_run": "documented only as `<overrides>`",
+    "ptde.report.windows": "argparse: run folders and --every/--columns",
 }
 # make targets that run an entry point; the rest (demo, test, lint, bench, clean, ...) run none
 MAKE_TARGETS = {"train", "benchmark", "report"}

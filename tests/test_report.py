@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_module
+from conftest import REPO, run_module
 
+from ptde.loggers.csv_metrics import CSVMetricsLogger
 from ptde.report.build import build_report
 from ptde.report.runs import load_source
 from ptde.report.wandb_offline import read_offline_run
+from ptde.report.windows import window_means, windows_table
 
 # final test win rates per (algo, map, seed); qmix_gip runs also carry stage-2 results
 WIN = {
@@ -307,3 +309,40 @@ def test_wandb_source_offline_fails_with_a_clear_message(tmp_path, monkeypatch):
     proc = run_module("ptde.report", "source=wandb", "project=ptde", cwd=tmp_path)
     assert proc.returncode == 2
     assert "no API key" in proc.stderr and "offline" in proc.stderr
+
+
+def test_window_means_of_a_run_still_training_as_its_csv_logger_wrote_it(tmp_path):
+    log = CSVMetricsLogger(tmp_path / "run")
+    for steps, metrics in [
+        (0, {"test/win_rate": 0.0, "test/ep_length": 60.0}),
+        (40_000, {"train/win_rate": 0.1}),
+        (50_000, {"test/win_rate": 0.5, "test/ep_length": 40.0}),
+        (80_000, {"train/win_rate": 0.3}),
+        (120_000, {"train/win_rate": 0.05}),
+        (200_000, {"test/win_rate": 1.0, "test/ep_length": 30.0}),
+    ]:
+        log.log_metrics({**metrics, "env_steps": steps}, step=steps)
+        log.save()
+    curves = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    means = window_means(curves, 100_000)
+    assert list(means.index) == [0, 100_000, 200_000]
+    assert means.loc[0].tolist() == pytest.approx([0.2, 0.25, 50.0])  # each metric over the rows that logged it
+    assert means.loc[100_000, "train/win_rate"] == pytest.approx(0.05) and means.loc[100_000].isna().sum() == 2
+    table = windows_table({"run": curves}, 100_000)
+    assert "| 0–100k | 0.200 / 0.250 / 50 |" in table
+    assert "| 100k–200k | 0.050 /  /  |" in table and "| 200k |  / 1.000 / 30 |" in table
+    with pytest.raises(KeyError, match="no column test/nope.*it has: .*test/win_rate"):
+        window_means(curves, 100_000, ["test/nope"])
+
+
+def test_the_windows_command_gives_the_pilots_per_100k_figures_of_the_grf_readme(tmp_path):
+    pilot = REPO / "benchmarks" / "grf" / "runs" / "qmix_gip_3_vs_1_with_keeper_seed0"
+    proc = run_module("ptde.report.windows", str(pilot))
+    assert proc.returncode == 0, proc.stderr
+    assert "| 600k–700k | 0.175 / 0.222 / 46 |" in proc.stdout and "| 900k–1M | 0.397 / 0.509 / 50 |" in proc.stdout
+    readme = (REPO / "benchmarks" / "grf" / "README.md").read_text().splitlines()  # its table is this command's
+    assert any(line.startswith("| 600k–700k |") and "| 0.175 / 0.222 / 46 |" in line for line in readme)
+    wrong = run_module("ptde.report.windows", str(pilot), "--columns", "test/nope")
+    assert wrong.returncode == 2 and "no column test/nope" in wrong.stderr and "test/win_rate" in wrong.stderr
+    gone = run_module("ptde.report.windows", str(tmp_path / "none"))
+    assert gone.returncode == 2 and "no such file" in gone.stderr
