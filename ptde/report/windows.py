@@ -50,7 +50,7 @@ def _cell(value: float) -> str:
 
 def windows_table(runs: dict[str, pd.DataFrame], every: int, columns: Sequence[str] = COLUMNS) -> str:
     """A markdown table: a row per window, a column per run, each cell its metrics joined by ` / `.
-    The last window of a run still inside it ends at the run's last logged env step."""
+    The last row ends at the last env step any of the runs logged (a window still being filled)."""
     means = {name: window_means(df, every, columns) for name, df in runs.items()}
     last = max(int(pd.to_numeric(df["env_steps"], errors="coerce").max()) for df in runs.values())
     starts = sorted({int(s) for m in means.values() for s in m.index})
