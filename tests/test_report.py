@@ -14,6 +14,7 @@ from conftest import REPO, run_module
 from ptde.loggers.csv_metrics import CSVMetricsLogger
 from ptde.report.build import build_report
 from ptde.report.runs import load_source
+from ptde.report.tables import mean_std_cell
 from ptde.report.wandb_offline import read_offline_run
 from ptde.report.windows import window_means, windows_table
 
@@ -254,6 +255,13 @@ def test_only_reports_one_groups_qmix_against_another_groups_qmix_gip(tmp_path: 
         load_source(root, only=["LR_B/runs/*"])
     proc = run_module("ptde.report", f"source={root}", "only=[lr_c/*]", f"out={out}")
     assert proc.returncode == 2 and "lr_b/runs/qmix_gip_3m_seed2" in proc.stderr
+
+
+def test_a_one_seed_cell_shows_no_std():
+    assert mean_std_cell(0.71875, 0.0, 1, 1) == "0.719 (n=1)"  # a table of single seeds still says so
+    assert mean_std_cell(0.71875, 0.0, 1, 3) == "0.719 (n=1)"
+    assert mean_std_cell(0.5, 0.25, 2, 3) == "0.500 ± 0.250 (n=2)"
+    assert mean_std_cell(0.5, 0.0, 3, 3) == "0.500 ± 0.000"  # three seeds that agree keep their std
 
 
 def test_fewer_seeds_are_marked_and_aggregate_uses_rliable_iqm(sweep: Path, tmp_path: Path):

@@ -44,7 +44,7 @@ def test_smoke_sweep_runs_the_grid_and_reports_it(smoke_sweep: Path):
     table = pd.read_csv(report / "table_smac.csv", index_col=0)
     assert list(table.index) == ["qmix_gip", "qmix_kd", "qmix", "PRR"]
     qmix_win = json.loads((smoke_sweep / "qmix_none_3m_seed0" / "results.json").read_text())["test/win_rate"]
-    assert table.loc["qmix", "3m"] == f"{qmix_win:.3f} ± 0.000"  # one seed: std 0
+    assert table.loc["qmix", "3m"] == f"{qmix_win:.3f} (n=1)"  # one seed: no std to show
     assert (report / "curves_smac_3m.png").exists() and (report / "distill_smac_3m.png").exists()
     assert (report / "issues.txt").read_text() == ""
 

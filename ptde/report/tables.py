@@ -1,7 +1,8 @@
 """The paper's tables: rows algorithms, columns maps, mean ± std over seeds of the final success
 metric (win rate, NDCG@10), a `*_KD` row from the distilled students and a PRR row.
 
-Std is the population std over seeds (numpy's default, ddof=0), so a single seed shows ± 0.
+Std is the population std over seeds (numpy's default, ddof=0). A cell of one seed shows its value and
+`(n=1)` without a std, so that it never reads as several seeds that agree.
 The KD row of a GIP (or GIU) teacher is its runs' `eval/decentralized_<metric>`; the PRR row is
 mean decentralized ÷ mean centralized over the same seeds, both measured by stage 2 on the same
 greedy test episodes (the paper's PRR is the KD row over the GIP row of its table).
@@ -101,13 +102,21 @@ def paper_table(summary: pd.DataFrame, prrs: pd.DataFrame, family: str) -> pd.Da
                 cells[env] = "–"
                 continue
             m, sd, n = hit.iloc[0][["mean", "std", "n"]]
-            cells[env] = f"{m:.3f} ± {sd:.3f}" + (f" (n={int(n)})" if n != full_n else "")
+            cells[env] = mean_std_cell(m, sd, int(n), full_n)
         table[row] = cells
     p = prrs[prrs["family"] == family]
     for label, teacher in prr_labels(prrs, family).items():
         t = p[p["teacher"] == teacher]
         table[label] = {env: _prr_cell(t[t["env"] == env]["prr"]) for env in envs}
     return pd.DataFrame.from_dict(table, orient="index", columns=envs).rename_axis("algorithm")
+
+
+def mean_std_cell(mean: float, std: float, n: int, full_n: int) -> str:
+    """`0.812 ± 0.031`; `(n=k)` after a cell with fewer seeds than the table's fullest; one seed
+    has no spread to show, so its cell is `0.719 (n=1)` even where every cell has one seed."""
+    if n == 1:
+        return f"{mean:.3f} (n=1)"
+    return f"{mean:.3f} ± {std:.3f}" + (f" (n={n})" if n != full_n else "")
 
 
 def prr_labels(prrs: pd.DataFrame, family: str) -> dict[str, str]:
