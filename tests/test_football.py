@@ -248,14 +248,20 @@ def test_scoring_counted_once_is_one_setting_away() -> None:
         env.close()
 
 
-def test_truncation_at_episode_limit() -> None:
-    env = GRFEnv(grf_config("run_pass_and_shoot_with_keeper", episode_limit=4), batch_size=1, seed=0)
+@pytest.mark.parametrize("timeout_terminal", [False, True])
+def test_the_episode_limit_truncates_or_with_the_authors_convention_terminates(timeout_terminal: bool) -> None:
+    """PyMARL's convention truncates at the limit (the target bootstraps); the authors' football code
+    ends the episode there as a terminal state (`timeout_terminal=true`)."""
+    cfg = grf_config("run_pass_and_shoot_with_keeper", episode_limit=4, timeout_terminal=timeout_terminal)
+    env = GRFEnv(cfg, batch_size=1, seed=0)
     try:
         env.reset(seed=0)
         for t in range(4):
             step = env.step(torch.full((1, 2), IDLE))
-            assert not step.terminated.any()
-            assert bool(step.truncated[0]) == (t == 3)
+            last = t == 3
+            assert bool(step.terminated[0]) == (last and timeout_terminal)
+            assert bool(step.truncated[0]) == (last and not timeout_terminal)
+            assert not step.won.any() and bool(step.done[0]) == last
     finally:
         env.close()
 

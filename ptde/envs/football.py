@@ -31,7 +31,10 @@ are still routed through the `active` index of every controller in the raw obser
 re-ordering by the engine could not scramble identities either.
 
 Episodes: `terminated` when the scenario ends (goal, ball out of play, possession change, as the
-academy rules say), `truncated` at `episode_limit`. A finished environment is frozen (its outputs
+academy rules say), `truncated` at `episode_limit`, so the TD target bootstraps there (PyMARL's
+convention for a time limit). `timeout_terminal=true` ends it as terminal instead, as the authors'
+code does: their FootballEnv returns `done` at its `time_limit` without PyMARL's `episode_limit`
+flag, so their runner stores a terminal step and the target does not bootstrap. A finished environment is frozen (its outputs
 repeat, its reward is 0) until the whole batch of B is over, as PyMARL's parallel runner does;
 with `auto_reset=True` its worker is reset within the same `step` instead (the engine draws the
 new episode's seed), and `final_obs`/`final_state` hold where the old episode ended.
@@ -97,6 +100,9 @@ class GRFEnvConfig:
     # FootballEnv, PyMARL2-style); false: the goal counted once (checkpoints still summed)
     reward_sum: bool = True
     reward_scale: float = 1.0
+    # false: the episode limit truncates (the target bootstraps); true: it is a terminal state, as
+    # in the authors' code (chenyiqun/ptde-open FootballEnv + gfootball_parallel_runner)
+    timeout_terminal: bool = False
     step_timeout_s: float = 30.0  # a worker silent this long on a step is treated as hung
     reset_timeout_s: float = 120.0  # covers starting the engine in a fresh worker
     max_restarts_per_call: int = 3  # consecutive worker restarts in one reset() before giving up
@@ -579,8 +585,9 @@ class GRFEnv(EnvAdapter):
             if not self.cfg.reward_sum:  # the goal once, not once per controller
                 rew -= (len(self.players) - 1) * score_rew
             reward[b] = rew * float(self.cfg.reward_scale)
-            terminated[b] = done and not time_up
-            truncated[b] = (self._t[b] >= self.episode_limit or time_up) and not terminated[b]
+            out_of_time = bool(self._t[b] >= self.episode_limit or time_up)
+            terminated[b] = (done and not time_up) or (out_of_time and self.cfg.timeout_terminal)
+            truncated[b] = out_of_time and not terminated[b]
             won[b] = scored
         for b, why in failed.items():
             # drop the broken episode: it ends here (truncated, reward 0); the new worker starts
