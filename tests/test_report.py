@@ -16,7 +16,7 @@ from ptde.report.build import build_report
 from ptde.report.runs import load_source
 from ptde.report.tables import mean_std_cell
 from ptde.report.wandb_offline import read_offline_run
-from ptde.report.windows import window_means, windows_table
+from ptde.report.windows import run_labels, window_means, windows_table
 
 # final test win rates per (algo, map, seed); qmix_gip runs also carry stage-2 results
 WIN = {
@@ -341,6 +341,27 @@ def test_window_means_of_a_run_still_training_as_its_csv_logger_wrote_it(tmp_pat
     assert "| 100k–200k | 0.050 /  /  |" in table and "| 200k |  / 1.000 / 30 |" in table
     with pytest.raises(KeyError, match="no column test/nope.*it has: .*test/win_rate"):
         window_means(curves, 100_000, ["test/nope"])
+
+
+def test_runs_of_the_same_name_from_two_campaigns_keep_a_column_each(tmp_path):
+    grid, probe = tmp_path / "grf" / "runs" / "qmix_seed0", tmp_path / "grf_floor" / "eps" / "runs" / "qmix_seed0"
+    other = tmp_path / "grf" / "runs" / "qmix_gip_seed0"
+    for run in (grid, probe, other):
+        run.mkdir(parents=True)
+    assert run_labels([grid, probe, other]) == ["grf/runs/qmix_seed0", "eps/runs/qmix_seed0", "qmix_gip_seed0"]
+    assert run_labels([grid / "metrics.csv"]) == ["qmix_seed0"]
+    with pytest.raises(ValueError, match="the same run given more than once"):
+        run_labels([grid, grid / "metrics.csv"])
+    for run, win in ((grid, 0.0), (probe, 0.5)):
+        (run / "metrics.csv").write_text(
+            f"env_steps,train/win_rate,test/win_rate,test/ep_length\n1000,{win},{win},60\n"
+        )
+    proc = run_module("ptde.report.windows", str(grid), str(probe))
+    assert proc.returncode == 0, proc.stderr
+    assert "| env steps | grf/runs/qmix_seed0 | eps/runs/qmix_seed0 |" in proc.stdout
+    assert "| 0–1k | 0.000 / 0.000 / 60 | 0.500 / 0.500 / 60 |" in proc.stdout  # the probe is not the grid
+    twice = run_module("ptde.report.windows", str(grid), str(grid))
+    assert twice.returncode == 2 and "the same run given more than once" in twice.stderr
 
 
 def test_the_windows_command_gives_the_pilots_per_100k_figures_of_the_grf_readme(tmp_path):

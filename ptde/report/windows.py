@@ -39,6 +39,24 @@ def read_metrics(run: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def run_labels(paths: Sequence[Path]) -> list[str]:
+    """A column name per run: its folder's name, with as many parent folders as it takes to tell it
+    from the others (two campaigns' `qmix_3_vs_1_with_keeper_seed0` -> `eps/runs/...`, `grf/runs/...`);
+    a metrics.csv path is named by its folder. The same run given twice is refused."""
+    folders = [(p if p.is_dir() else p.parent).resolve() for p in paths]
+    if len(set(folders)) < len(folders):
+        twice = sorted({str(f) for f in folders if folders.count(f) > 1})
+        raise ValueError(f"the same run given more than once: {', '.join(twice)}")
+    depth = [1] * len(folders)
+    while True:
+        labels = ["/".join(f.parts[-d:]) for f, d in zip(folders, depth, strict=True)]
+        clash = {i for i, label in enumerate(labels) if labels.count(label) > 1}
+        if not clash:
+            return labels
+        for i in clash:
+            depth[i] += 1
+
+
 def steps_label(n: int) -> str:
     """900000 -> 900k, 1000000 -> 1M, 1550000 -> 1.55M: as the READMEs write env steps."""
     return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n // 1000}k" if n else "0"
@@ -75,9 +93,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.every <= 0:
         parser.error(f"--every must be a positive number of env steps, not {args.every}")
     try:
-        runs = {(run.name if run.is_dir() else run.parent.name): read_metrics(run) for run in args.runs}
+        runs = {label: read_metrics(run) for label, run in zip(run_labels(args.runs), args.runs, strict=True)}
         print(windows_table(runs, args.every, args.columns))
-    except (KeyError, FileNotFoundError) as exc:
+    except (KeyError, FileNotFoundError, ValueError) as exc:
         print(f"ptde.report.windows: {exc.args[0]}", file=sys.stderr)
         sys.exit(2)
 
