@@ -34,10 +34,11 @@ Episodes: `terminated` when the scenario ends (goal, ball out of play, possessio
 academy rules say), `truncated` at `episode_limit`, so the TD target bootstraps there (PyMARL's
 convention for a time limit). `timeout_terminal=true` ends it as terminal instead, as the authors'
 code does: their FootballEnv returns `done` at its `time_limit` without PyMARL's `episode_limit`
-flag, so their runner stores a terminal step and the target does not bootstrap. A finished environment is frozen (its outputs
-repeat, its reward is 0) until the whole batch of B is over, as PyMARL's parallel runner does;
-with `auto_reset=True` its worker is reset within the same `step` instead (the engine draws the
-new episode's seed), and `final_obs`/`final_state` hold where the old episode ended.
+flag, so their runner stores a terminal step and the target does not bootstrap. A finished
+environment is frozen (its outputs repeat, its reward is 0) until the whole batch of B is over, as
+PyMARL's parallel runner does; with `auto_reset=True` its worker is reset within the same `step`
+instead (the engine draws the new episode's seed), and `final_obs`/`final_state` hold where the old
+episode ended.
 
 Engine failures: a worker that dies or does not answer within `step_timeout_s` is killed and
 restarted; its episode is dropped (ends as truncated with reward 0, `info["dropped"]` marks it for

@@ -103,9 +103,9 @@ def build_report(
     lines += [
         f"{len(used)} runs used, {len(issues)} issues. Cells are mean ± std (population std, ddof=0) over "
         "seeds of each run's final greedy test score (results.json `test/<metric>`); `(n=k)` marks a cell "
-        "with fewer seeds than the others, and a one-seed cell is its value with `(n=1)`, no std. `*_kd` rows are the distilled students "
-        "(`eval/decentralized_<metric>`); PRR = mean student ÷ mean teacher (`eval/centralized_<metric>`) on "
-        "the same stage-2 test episodes.",
+        "with fewer seeds than the others, and a one-seed cell is its value with `(n=1)`, no std. "
+        "`*_kd` rows are the distilled students (`eval/decentralized_<metric>`); PRR = mean student ÷ "
+        "mean teacher (`eval/centralized_<metric>`) on the same stage-2 test episodes.",
         "",
     ]
     pd.DataFrame(
